@@ -140,12 +140,11 @@ class Manifest:
         if version != MANIFEST_VERSION or isinstance(version, bool):
             raise ManifestError(f"unsupported manifest version {version!r}")
         algorithm = doc.get("algorithm")
-        if algorithm not in DIGEST_HEX_LENGTH:
+        if not isinstance(algorithm, str) or algorithm not in DIGEST_HEX_LENGTH:
             raise ManifestError(
                 f"unsupported manifest algorithm {algorithm!r} "
                 f"(known: {', '.join(sorted(DIGEST_HEX_LENGTH))})"
             )
-        assert isinstance(algorithm, str)
         raw_files = doc.get("files")
         if not isinstance(raw_files, list):
             raise ManifestError("manifest 'files' must be a list")
