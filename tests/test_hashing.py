@@ -75,10 +75,10 @@ def test_worker_count_and_batching_never_change_the_root(tree, monkeypatch) -> N
         assert hash_release(root, jobs=jobs).root == reference
     # make every file "large" or batches tiny: the split of work must not matter
     monkeypatch.setattr(hashing_mod, "LARGE_FILE", 1)
-    monkeypatch.setattr(hashing_mod, "READ_CHUNK", 4096)
+    monkeypatch.setattr(hashing_mod.Sha256, "read_chunk", 4096)
     assert hash_release(root, jobs=2).root == reference
     monkeypatch.setattr(hashing_mod, "LARGE_FILE", 1 << 40)
-    monkeypatch.setattr(hashing_mod, "BATCH_FILES", 3)
+    monkeypatch.setattr(hashing_mod, "PROGRESS_FILES", 3)
     assert hash_release(root, jobs=2).root == reference
 
 

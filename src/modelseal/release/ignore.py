@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 from fnmatch import translate
 
 DEFAULT_IGNORES: tuple[str, ...] = (
@@ -48,20 +47,22 @@ def escape(path: str) -> str:
     return "/" + re.sub(r"([*?\[])", r"[\1]", path)
 
 
-@dataclass(frozen=True, slots=True)
-class _Rule:
-    pattern: str
-    regex: re.Pattern[str]
-    anchored: bool
-    dir_only: bool
-
-
 class IgnoreRules:
-    """A compiled list of ignore patterns."""
+    """A compiled list of ignore patterns (all patterns of one kind share one regex)."""
 
     def __init__(self, patterns: Iterable[str]) -> None:
         self.patterns: tuple[str, ...] = tuple(dict.fromkeys(patterns))
-        self._rules = tuple(_compile(p) for p in self.patterns if p.strip("/"))
+        groups: dict[tuple[bool, bool], list[str]] = {}
+        for pattern in self.patterns:
+            body = pattern.rstrip("/")
+            if not body.strip("/"):
+                continue
+            key = ("/" in body, pattern.endswith("/"))  # (anchored, directories only)
+            groups.setdefault(key, []).append(translate(body.lstrip("/")))
+        self._regexes = {
+            key: re.compile("|".join(f"(?:{r})" for r in regexes))
+            for key, regexes in groups.items()
+        }
 
     @classmethod
     def default(cls, extra: Iterable[str] = ()) -> IgnoreRules:
@@ -69,16 +70,9 @@ class IgnoreRules:
 
     def matches(self, relpath: str, name: str, *, is_dir: bool) -> bool:
         """Whether the entry ``relpath`` (whose last component is ``name``) is ignored."""
-        for rule in self._rules:
-            if rule.dir_only and not is_dir:
+        for (anchored, dir_only), regex in self._regexes.items():
+            if dir_only and not is_dir:
                 continue
-            if rule.regex.match(relpath if rule.anchored else name):
+            if regex.match(relpath if anchored else name):
                 return True
         return False
-
-
-def _compile(pattern: str) -> _Rule:
-    dir_only = pattern.endswith("/")
-    body = pattern.rstrip("/")
-    anchored = "/" in body
-    return _Rule(pattern, re.compile(translate(body.lstrip("/"))), anchored, dir_only)
