@@ -117,6 +117,7 @@ def test_check_names_every_difference_and_exits_1(tree, cli, tmp_path: Path) -> 
         (["hash", "{root}", "--check", "{manifest}", "--algorithm", "blake3"], "differs from"),
         (["hash", "{root}", "--check", "{manifest}", "-o", "{missing}"], "cannot be combined"),
         (["nonsense"], "No such command"),
+        (["hash", "{root}", "-o", "{missing}/m.json"], "cannot write"),
     ],
 )
 def test_usage_errors_exit_2_without_traceback(tree, cli, tmp_path: Path, args, message) -> None:  # type: ignore[no-untyped-def]

@@ -11,6 +11,8 @@ from typing import Any
 
 import click
 
+from modelseal.errors import InputError
+
 
 def human_size(n: float) -> str:
     for unit in ("B", "kB", "MB", "GB", "TB"):
@@ -23,7 +25,10 @@ def human_size(n: float) -> str:
 def write_atomic(path: str, text: str) -> None:
     """Write ``text`` to ``path`` via a temporary file and rename: never a half-written file."""
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".modelseal-", suffix=".tmp", dir=directory)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".modelseal-", suffix=".tmp", dir=directory)
+    except OSError as exc:
+        raise InputError(f"cannot write {path}: {exc.strerror} ({directory})") from exc
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
