@@ -29,16 +29,17 @@ def write_atomic(path: str, text: str) -> None:
         fd, tmp = tempfile.mkstemp(prefix=".modelseal-", suffix=".tmp", dir=directory)
     except OSError as exc:
         raise InputError(f"cannot write {path}: {exc.strerror} ({directory})") from exc
+    replaced = False
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+        replaced = True
+    finally:
+        if not replaced and os.path.exists(tmp):
             os.unlink(tmp)
-        raise
 
 
 class TerminalProgress:
