@@ -19,6 +19,7 @@ from modelseal.errors import EXIT_INTERNAL, EXIT_USAGE, Error
 # `modelseal --version` stays fast.
 COMMANDS: dict[str, tuple[str, str]] = {
     "hash": ("modelseal._cli.hash", "hash_command"),
+    "scan": ("modelseal._cli.scan", "scan_command"),
 }
 
 

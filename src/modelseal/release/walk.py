@@ -85,7 +85,20 @@ def _resolve_link(root: bytes, link_abs: bytes) -> tuple[bytes, os.stat_result]:
 
 
 def walk(root: str | os.PathLike[str], rules: IgnoreRules) -> list[WalkedFile]:
-    """Every file of the release under ``root`` that ``rules`` do not ignore (unordered)."""
+    """Every file of the release under ``root`` that ``rules`` do not ignore (unordered).
+
+    Raises :class:`UnsafePathError` listing every unsafe entry, if there is any.
+    """
+    files, problems = walk_collect(root, rules)
+    if problems:
+        raise UnsafePathError(problems)
+    return files
+
+
+def walk_collect(
+    root: str | os.PathLike[str], rules: IgnoreRules
+) -> tuple[list[WalkedFile], list[tuple[str, str]]]:
+    """Like :func:`walk`, but return the unsafe entries (path, reason) instead of raising."""
     root_path = os.fsencode(os.path.abspath(root))
     try:
         st = os.stat(root_path)
@@ -154,7 +167,5 @@ def walk(root: str | os.PathLike[str], rules: IgnoreRules) -> list[WalkedFile]:
                 )  # fmt: skip
             else:
                 problems.append((paths.display(rel), _kind(mode)))
-    if problems:
-        problems.sort()
-        raise UnsafePathError(problems)
-    return files
+    problems.sort()
+    return files, problems

@@ -1,0 +1,301 @@
+"""A streaming reader of pickle opcodes, protocols 0-5, that never unpickles anything.
+
+Unlike :func:`pickletools.genops` it keeps no opcode argument it does not need: byte and string
+payloads longer than ``materialize_limit`` are skipped (by seeking when the stream allows) and
+reported as :class:`Big`, so a multi-GB pickle is walked in bounded memory. Line-terminated
+arguments (protocol 0) are read with the same cap.
+
+It also models the framing of CPython's C unpickler, which differs from ``pickletools``: a FRAME
+opcode only announces how many bytes follow; the C unpickler does not require opcodes to end on
+the frame boundary, and the pure-Python one does. :attr:`PickleReader.frame_end` exposes the
+announced boundary so a scanner can flag an opcode that straddles it.
+"""
+
+from __future__ import annotations
+
+import codecs
+import pickletools
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from modelseal.formats import FormatError
+
+MATERIALIZE_LIMIT = 64 * 1024
+_CHUNK = 1 << 16
+
+# opcode byte -> (name, argument kind)
+OPCODES: dict[int, tuple[str, str | None]] = {
+    ord(op.code): (op.name, op.arg.name if op.arg is not None else None)
+    for op in pickletools.opcodes
+}
+FRAME = ord("\x95")
+
+
+@dataclass(frozen=True, slots=True)
+class Big:
+    """A payload too large to keep: its kind (``bytes`` or ``str``), length and first bytes."""
+
+    kind: str
+    length: int
+    head: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Op:
+    """One opcode: name, offset of the opcode byte, decoded argument, offset after it."""
+
+    name: str
+    pos: int
+    arg: object
+    end: int
+
+
+class PickleReader:
+    """Reads opcodes one at a time from ``stream``, never beyond ``limit`` bytes."""
+
+    def __init__(
+        self,
+        stream: BinaryIO,
+        limit: int,
+        *,
+        base: int = 0,
+        materialize_limit: int = MATERIALIZE_LIMIT,
+    ) -> None:
+        self._stream = stream
+        self._seekable = stream.seekable()
+        self._buf = b""
+        self._off = 0  # read index into _buf
+        self._pos = base  # absolute position of _buf[_off]
+        self._limit = base + limit  # absolute end of readable bytes
+        self._raw_pos = base  # absolute position of the underlying stream
+        self._mat = materialize_limit
+        self.frame_end: int | None = None
+
+    @property
+    def position(self) -> int:
+        return self._pos
+
+    @property
+    def limit(self) -> int:
+        """Absolute offset of the end of the readable bytes."""
+        return self._limit
+
+    def at_end(self) -> bool:
+        return self._pos >= self._limit
+
+    # -- buffered primitives ---------------------------------------------------------------
+
+    def _fill(self, need: int) -> bool:
+        """Ensure ``need`` bytes are buffered (fewer only at the end); True when they are."""
+        have = len(self._buf) - self._off
+        if have >= need:
+            return True
+        want = min(max(need - have, _CHUNK), self._limit - self._raw_pos)
+        if want <= 0:
+            return False
+        data = self._stream.read(want)
+        self._raw_pos += len(data)
+        self._buf = self._buf[self._off :] + data
+        self._off = 0
+        return len(self._buf) >= need
+
+    def read(self, n: int) -> bytes:
+        if n < 0 or self._pos + n > self._limit or not self._fill(n):
+            raise FormatError(f"pickle truncated: needed {n} bytes", offset=self._pos)
+        out = self._buf[self._off : self._off + n]
+        self._off += n
+        self._pos += n
+        return out
+
+    def skip(self, n: int) -> bytes:
+        """Skip ``n`` bytes (which must exist); returns the first few of them."""
+        if n < 0 or self._pos + n > self._limit:
+            raise FormatError(f"pickle truncated: payload of {n} bytes", offset=self._pos)
+        have = len(self._buf) - self._off
+        head = self._buf[self._off : self._off + min(n, 16)]
+        if n <= have:
+            self._off += n
+            self._pos += n
+            return head
+        rest = n - have
+        self._buf, self._off = b"", 0
+        if self._seekable:
+            self._stream.seek(rest, 1)
+            self._raw_pos += rest
+        else:
+            while rest:
+                got = self._stream.read(min(rest, 1 << 20))
+                if not got:
+                    raise FormatError("pickle truncated inside a payload", offset=self._pos)
+                if len(head) < 16:
+                    head += got[: 16 - len(head)]
+                self._raw_pos += len(got)
+                rest -= len(got)
+        self._pos += n
+        return head
+
+    def payload(self, n: int, kind: str) -> bytes | Big:
+        if n <= self._mat:
+            return self.read(n)
+        return Big(kind, n, self.skip(n))
+
+    def readline(self) -> bytes | Big:
+        """A newline-terminated argument without its newline (capped; longer ones are Big)."""
+        start = self._pos
+        kept = bytearray()
+        scanned = 0
+        big = False
+        while True:
+            if self._pos >= self._limit or not self._fill(1):
+                raise FormatError("pickle truncated: unterminated line argument", offset=start)
+            window = self._buf[self._off :]
+            nl = window.find(b"\n")
+            part = window if nl < 0 else window[:nl]
+            if not big and len(kept) + len(part) <= self._mat:
+                kept += part
+            else:
+                big = True
+                if len(kept) < 16:
+                    kept += part[: 16 - len(kept)]
+            scanned += len(part)
+            used = len(part) + (1 if nl >= 0 else 0)
+            used = min(used, self._limit - self._pos)
+            self._off += used
+            self._pos += used
+            if nl >= 0:
+                return Big("line", scanned, bytes(kept[:16])) if big else bytes(kept)
+
+    # -- opcodes ---------------------------------------------------------------------------
+
+    def next_op(self) -> Op:
+        """The next opcode with its decoded argument; FormatError on an invalid one."""
+        pos = self._pos
+        code = self.read(1)[0]
+        spec = OPCODES.get(code)
+        if spec is None:
+            raise FormatError(f"invalid pickle opcode 0x{code:02x}", offset=pos)
+        name, kind = spec
+        arg = self._argument(kind, pos) if kind else None
+        return Op(name, pos, arg, self._pos)
+
+    def _argument(self, kind: str, pos: int) -> object:
+        reader = _ARG_READERS.get(kind)
+        if reader is None:  # pragma: no cover - every pickletools argument kind is listed
+            raise FormatError(f"unsupported pickle argument kind {kind}", offset=pos)
+        return reader(self)
+
+
+def _u(fmt: str, size: int) -> Callable[[PickleReader], object]:
+    def read(r: PickleReader) -> object:
+        return struct.unpack(fmt, r.read(size))[0]
+
+    return read
+
+
+def _sized(length_fmt: str, length_size: int, kind: str) -> Callable[[PickleReader], object]:
+    def read(r: PickleReader) -> object:
+        (n,) = struct.unpack(length_fmt, r.read(length_size))
+        if n < 0:
+            raise FormatError("negative length in pickle", offset=r.position)
+        data = r.payload(n, kind)
+        if kind == "str" and isinstance(data, bytes):
+            return data.decode("utf-8", "surrogatepass")
+        return data
+
+    return read
+
+
+def _long(length_fmt: str, length_size: int) -> Callable[[PickleReader], object]:
+    def read(r: PickleReader) -> object:
+        (n,) = struct.unpack(length_fmt, r.read(length_size))
+        if n < 0:
+            raise FormatError("negative LONG length", offset=r.position)
+        data = r.payload(n, "bytes")
+        if isinstance(data, Big):
+            return data
+        return int.from_bytes(data, "little", signed=True)
+
+    return read
+
+
+def _text(line: bytes | Big, encoding: str = "utf-8") -> str | Big:
+    if isinstance(line, Big):
+        return line
+    return line.decode(encoding, "surrogateescape")
+
+
+def _stringnl(r: PickleReader) -> object:
+    """STRING: a repr()-style quoted string, protocol 0."""
+    line = r.readline()
+    if isinstance(line, Big):
+        return line
+    if len(line) >= 2 and line[0] == line[-1] and line[:1] in (b"'", b'"'):
+        try:
+            return codecs.escape_decode(line[1:-1])[0].decode("latin-1")
+        except ValueError as exc:
+            raise FormatError(f"bad STRING escape: {exc}", offset=r.position) from exc
+    raise FormatError("STRING argument is not quoted", offset=r.position)
+
+
+def _unicodenl(r: PickleReader) -> object:
+    line = r.readline()
+    if isinstance(line, Big):
+        return line
+    return line.decode("raw-unicode-escape", "replace")
+
+
+def _pair(r: PickleReader) -> object:
+    return (_text(r.readline()), _text(r.readline()))
+
+
+def _decimal(r: PickleReader) -> object:
+    line = r.readline()
+    if isinstance(line, Big):
+        return line
+    text = line.decode("ascii", "replace").rstrip("L")
+    if text in ("00", "01"):
+        return text == "01"
+    try:
+        return int(text)
+    except ValueError as exc:
+        raise FormatError(f"bad integer literal {text[:20]!r}", offset=r.position) from exc
+
+
+def _floatnl(r: PickleReader) -> object:
+    line = r.readline()
+    if isinstance(line, Big):
+        return line
+    try:
+        return float(line)
+    except ValueError as exc:
+        raise FormatError("bad float literal", offset=r.position) from exc
+
+
+_ARG_READERS: dict[str, Callable[[PickleReader], object]] = {
+    "uint1": _u("<B", 1),
+    "uint2": _u("<H", 2),
+    "int4": _u("<i", 4),
+    "uint4": _u("<I", 4),
+    "uint8": _u("<Q", 8),
+    "float8": _u(">d", 8),
+    "long1": _long("<B", 1),
+    "long4": _long("<i", 4),
+    "string1": _sized("<B", 1, "bytes"),
+    "string4": _sized("<i", 4, "bytes"),
+    "bytes1": _sized("<B", 1, "bytes"),
+    "bytes4": _sized("<I", 4, "bytes"),
+    "bytes8": _sized("<Q", 8, "bytes"),
+    "bytearray8": _sized("<Q", 8, "bytes"),
+    "unicodestring1": _sized("<B", 1, "str"),
+    "unicodestring4": _sized("<I", 4, "str"),
+    "unicodestring8": _sized("<Q", 8, "str"),
+    "stringnl": _stringnl,
+    "stringnl_noescape": lambda r: _text(r.readline()),
+    "stringnl_noescape_pair": _pair,
+    "unicodestringnl": _unicodenl,
+    "decimalnl_short": _decimal,
+    "decimalnl_long": _decimal,
+    "floatnl": _floatnl,
+}
