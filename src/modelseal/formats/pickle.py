@@ -201,7 +201,11 @@ def _sized(length_fmt: str, length_size: int, kind: str) -> Callable[[PickleRead
             raise FormatError("negative length in pickle", offset=r.position)
         data = r.payload(n, kind)
         if kind == "str" and isinstance(data, bytes):
-            return data.decode("utf-8", "surrogatepass")
+            try:
+                return data.decode("utf-8", "surrogatepass")
+            except UnicodeDecodeError as exc:
+                raise FormatError(f"string argument is not UTF-8: {exc.reason}",
+                                  offset=r.position) from exc  # fmt: skip
         return data
 
     return read

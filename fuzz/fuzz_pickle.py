@@ -1,0 +1,31 @@
+"""Coverage-guided fuzzing of the pickle reader and scanner (atheris).
+
+    python fuzz/fuzz_pickle.py -atheris_runs=200000
+
+Invariant: any input yields a list of findings; no exception escapes, nothing is unpickled.
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+
+from modelseal.scan.pickle import scan_pickle_stream
+
+
+def test_one_input(data: bytes) -> None:
+    findings = scan_pickle_stream(io.BytesIO(data), len(data))
+    if not isinstance(findings, list):
+        raise AssertionError("scanner must return a list of findings")
+
+
+def main() -> None:
+    import atheris
+
+    atheris.instrument_all()
+    atheris.Setup(sys.argv, test_one_input)
+    atheris.Fuzz()
+
+
+if __name__ == "__main__":
+    main()
