@@ -40,6 +40,18 @@ def main() -> None:
     print(f"release: {release}")
 
     step("version", "--version")
+    step("scan every file of the release before anything loads it", "scan", str(release))
+    step(
+        "the same scan as SARIF 2.1.0 for code scanning",
+        "scan", str(release), "--format", "sarif", "-o", str(OUT / "scan.sarif"),
+    )  # fmt: skip
+    disguised = OUT / "model.safetensors"
+    disguised.write_bytes(b"cos\nsystem\n(S'echo pwned'\ntR.")  # bytes only: never loaded
+    step(
+        "a pickle with an os.system payload, disguised as model.safetensors: caught",
+        "scan", str(disguised), expect=1,
+    )  # fmt: skip
+    disguised.unlink()
     step("hash the release, write its manifest", "hash", str(release), "-o", str(manifest))
     step("re-hash and compare: unchanged", "hash", str(release), "--check", str(manifest))
 
@@ -59,7 +71,8 @@ def main() -> None:
         str(manifest),
         expect=1,
     )
-    print("\ndemo OK: manifest in demo-out/manifest.json", flush=True)
+    print("\ndemo OK: manifest in demo-out/manifest.json, scan report in demo-out/scan.sarif",
+          flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":

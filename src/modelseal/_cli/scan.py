@@ -112,7 +112,13 @@ def scan_command(paths: tuple[str, ...], output_format: str, output: str | None,
     from modelseal.scan.report import to_json, to_sarif
 
     levels = _parse_levels(fail_on)
-    result = scan_paths(paths)
+    if sys.stderr.isatty():
+        from rich.console import Console
+
+        with Console(stderr=True).status("scanning") as status:
+            result = scan_paths(paths, progress=lambda p: status.update(f"scanning {p}"))
+    else:
+        result = scan_paths(paths)
     if output_format == "json":
         text = to_json(result)
     elif output_format == "sarif":

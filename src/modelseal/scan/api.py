@@ -64,7 +64,8 @@ def scan_file(
             fmt, findings = scan_bytes(handle, st.st_size, ctx)
         except OSError as exc:
             return _unreadable(shown, f"read error: {exc.strerror or exc}")
-    return FileReport(shown, fmt, st.st_size, tuple(findings))
+    ordered = sorted(findings, key=lambda f: -f.verdict.rank)  # the worst first, stable
+    return FileReport(shown, fmt, st.st_size, tuple(ordered))
 
 
 def _unreadable(path: str, why: str) -> FileReport:
