@@ -235,3 +235,12 @@ json_values = st.recursive(
 )
 def test_structured_garbage_fails_only_with_manifest_error(doc: dict[str, object]) -> None:
     check_parses_or_refuses(json.dumps(doc).encode())
+
+
+def test_every_public_release_name_resolves() -> None:
+    import modelseal.release as release
+
+    for name in release.__all__:
+        assert getattr(release, name) is not None
+    with pytest.raises(AttributeError):
+        _ = release.no_such_name

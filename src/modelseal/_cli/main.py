@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import importlib
 import sys
-import traceback
 from collections.abc import Sequence
 
 import click
@@ -52,6 +51,12 @@ def cli(debug: bool) -> None:
     _State.debug = debug
 
 
+def _traceback() -> None:
+    import traceback
+
+    traceback.print_exc()
+
+
 def _err(text: str) -> None:
     click.echo(text, err=True)
 
@@ -75,19 +80,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except Error as exc:
         if _State.debug:
-            traceback.print_exc()
+            _traceback()
         _err(f"error: {exc.diagnostics()}")
         return exc.exit_code
     except BrokenPipeError:
         return EXIT_INTERNAL
     except OSError as exc:
         if _State.debug:
-            traceback.print_exc()
+            _traceback()
         _err(f"error: {exc}")
         return EXIT_INTERNAL
     except Exception as exc:  # noqa: BLE001 -- the one top-level net: a bug exits 3
         if _State.debug:
-            traceback.print_exc()
+            _traceback()
         _err(f"internal error: {type(exc).__name__}: {exc}")
         _err("this is a bug in modelseal; run again with --debug for a traceback")
         return EXIT_INTERNAL

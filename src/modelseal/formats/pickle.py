@@ -18,7 +18,7 @@ import pickletools
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 from modelseal.formats import FormatError
 
@@ -42,8 +42,7 @@ class Big:
     head: bytes
 
 
-@dataclass(frozen=True, slots=True)
-class Op:
+class Op(NamedTuple):
     """One opcode: name, offset of the opcode byte, decoded argument, offset after it."""
 
     name: str
@@ -172,19 +171,31 @@ class PickleReader:
     def next_op(self) -> Op:
         """The next opcode with its decoded argument; FormatError on an invalid one."""
         pos = self._pos
-        code = self.read(1)[0]
-        spec = OPCODES.get(code)
+        off = self._off
+        buf = self._buf
+        if off + 9 > len(buf) and len(buf) - off < self._limit - pos:
+            self._fill(9)  # opcode plus the longest fixed-size argument, when available
+            off, buf = self._off, self._buf
+        if off >= len(buf) or pos >= self._limit:
+            raise FormatError("pickle truncated: needed 1 bytes", offset=pos)
+        code = buf[off]
+        spec = _SPECS[code]
         if spec is None:
             raise FormatError(f"invalid pickle opcode 0x{code:02x}", offset=pos)
-        name, kind = spec
-        arg = self._argument(kind, pos) if kind else None
+        name, fixed, size, reader = spec
+        if fixed is not None:  # fast path: a fixed-size argument already buffered
+            end = pos + 1 + size
+            if off + 1 + size > len(buf) or end > self._limit:
+                raise FormatError(f"pickle truncated: needed {size} bytes", offset=pos + 1)
+            self._off = off + 1 + size
+            self._pos = end
+            return Op(name, pos, fixed.unpack_from(buf, off + 1)[0], end)
+        self._off = off + 1
+        self._pos = pos + 1
+        if reader is None:
+            return Op(name, pos, None, pos + 1)
+        arg = reader(self)
         return Op(name, pos, arg, self._pos)
-
-    def _argument(self, kind: str, pos: int) -> object:
-        reader = _ARG_READERS.get(kind)
-        if reader is None:  # pragma: no cover - every pickletools argument kind is listed
-            raise FormatError(f"unsupported pickle argument kind {kind}", offset=pos)
-        return reader(self)
 
 
 def _u(fmt: str, size: int) -> Callable[[PickleReader], object]:
@@ -303,3 +314,15 @@ _ARG_READERS: dict[str, Callable[[PickleReader], object]] = {
     "decimalnl_long": _decimal,
     "floatnl": _floatnl,
 }
+
+_FIXED = {"uint1": "<B", "uint2": "<H", "int4": "<i", "uint4": "<I", "uint8": "<Q", "float8": ">d"}
+
+# opcode byte -> (name, fixed-size struct or None, its size, variable-argument reader or None)
+_SPECS: list[tuple[str, struct.Struct | None, int, Callable[[PickleReader], object] | None] | None]
+_SPECS = [None] * 256
+for _code, (_name, _kind) in OPCODES.items():
+    if _kind in _FIXED:
+        _fixed = struct.Struct(_FIXED[_kind])
+        _SPECS[_code] = (_name, _fixed, _fixed.size, None)
+    else:
+        _SPECS[_code] = (_name, None, 0, _ARG_READERS[_kind] if _kind else None)
