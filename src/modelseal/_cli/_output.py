@@ -8,8 +8,6 @@ import time
 from types import TracebackType
 from typing import Any
 
-import click
-
 from modelseal.errors import InputError
 
 
@@ -23,11 +21,10 @@ def human_size(n: float) -> str:
 
 def write_atomic(path: str, text: str) -> None:
     """Write ``text`` to ``path`` via a temporary file and rename: never a half-written file."""
-    import tempfile
-
     directory = os.path.dirname(os.path.abspath(path))
+    tmp = os.path.join(directory, f".modelseal-{os.urandom(6).hex()}.tmp")
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".modelseal-", suffix=".tmp", dir=directory)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     except OSError as exc:
         raise InputError(f"cannot write {path}: {exc.strerror} ({directory})") from exc
     replaced = False
@@ -102,4 +99,4 @@ class TerminalProgress:
 
 
 def echo(text: str = "") -> None:
-    click.echo(text)
+    sys.stdout.write(text + "\n")

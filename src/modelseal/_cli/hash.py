@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import json
+import argparse
 import os
+import sys
 from pathlib import Path
-
-import click
+from typing import TYPE_CHECKING
 
 from modelseal._cli._output import TerminalProgress, echo, human_size, write_atomic
 from modelseal.errors import EXIT_FAILED, EXIT_OK, InputError, ManifestError, ManifestMismatch
-from modelseal.release import DigestCache, Manifest, check_release, hash_release
-from modelseal.release.hashing import ALGORITHMS
-from modelseal.release.ignore import escape
+
+if TYPE_CHECKING:
+    from modelseal.release import DigestCache, Manifest
 
 
 def _inside_release(root: str, path: str) -> str | None:
@@ -25,6 +25,8 @@ def _inside_release(root: str, path: str) -> str | None:
 
 
 def _load_manifest(path: str) -> Manifest:
+    from modelseal.release import Manifest
+
     try:
         data = Path(path).read_bytes()
     except FileNotFoundError:
@@ -37,110 +39,99 @@ def _load_manifest(path: str) -> Manifest:
         raise ManifestError(f"{path}: {exc.message}", hint=exc.hint) from exc
 
 
-@click.command("hash")
-@click.argument("directory", type=click.Path(path_type=str))
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, path_type=str),
-    help="Write the manifest (JSON) to this file.",
-)
-@click.option(
-    "--json",
-    "as_json",
-    is_flag=True,
-    help="Print the manifest (or, with --check, the comparison) as JSON.",
-)
-@click.option(
-    "--algorithm",
-    type=click.Choice(sorted(ALGORITHMS)),
-    default=None,
-    help="Digest algorithm for each file (default sha256; blake3 uses every core "
-    "even on one large file).",
-)
-@click.option(
-    "-j",
-    "--jobs",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Worker threads (default: the number of usable cores).",
-)
-@click.option(
-    "--ignore",
-    "ignores",
-    multiple=True,
-    metavar="PATTERN",
-    help="Also ignore paths matching this glob (repeatable; '/a' anchors at the "
-    "root, 'd/' matches directories only).",
-)
-@click.option(
-    "--no-default-ignores",
-    is_flag=True,
-    help="Do not apply the default ignore list (.git/, editor and OS litter).",
-)
-@click.option(
-    "--check",
-    "check_path",
-    type=click.Path(dir_okay=False, path_type=str),
-    help="Re-hash and compare with this manifest; exit 1 on any difference.",
-)
-@click.option(
-    "--cache",
-    "use_cache",
-    is_flag=True,
-    help="Reuse digests of unchanged files (size, mtime, ctime, inode) from $MODELSEAL_HOME/cache.",
-)
-@click.option(
-    "--trust-cache",
-    is_flag=True,
-    help="With --check: accept cached digests instead of reading every byte.",
-)
-def hash_command(
-    directory: str,
-    output: str | None,
-    as_json: bool,
-    algorithm: str | None,
-    jobs: int | None,
-    ignores: tuple[str, ...],
-    no_default_ignores: bool,
-    check_path: str | None,
-    use_cache: bool,
-    trust_cache: bool,
-) -> int:
-    """Compute the manifest of the release in DIRECTORY (per-file digests and a root digest).
-
-    With --check, re-hash DIRECTORY and name every file that was modified, added, removed or
-    renamed since MANIFEST was made.
-    """
-    if trust_cache and not use_cache:
-        raise click.UsageError("--trust-cache needs --cache")
-    cache = DigestCache.default() if use_cache else None
-    if cache is not None and cache.recovered:
-        click.echo(f"warning: {cache.recovered}", err=True)
+def _jobs(text: str) -> int:
     try:
-        if check_path is not None:
-            return _check(
-                directory,
-                check_path,
-                as_json,
-                algorithm,
-                jobs,
-                ignores,
-                no_default_ignores,
-                output,
-                cache,
-                trust_cache,
-            )
-        return _hash(
-            directory,
-            output,
-            as_json,
-            algorithm or "sha256",
-            jobs,
-            ignores,
-            no_default_ignores,
-            cache,
-        )
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not in the range x>=1")
+    return value
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "hash",
+        help="compute or check the manifest of a release directory",
+        description="Compute the manifest of the release in DIRECTORY (per-file digests and a "
+        "root digest). With --check, re-hash DIRECTORY and name every file that was modified, "
+        "added, removed or renamed since MANIFEST was made.",
+    )
+    parser.add_argument("directory", metavar="DIRECTORY")
+    parser.add_argument("-o", "--output", metavar="FILE", help="write the manifest (JSON) here")
+    parser.add_argument(
+        "--json",
+        dest="as_json",
+        action="store_true",
+        help="print the manifest (or, with --check, the comparison) as JSON",
+    )
+    parser.add_argument(
+        "--algorithm",
+        choices=("blake3", "sha256"),
+        default=None,
+        help="digest per file (default sha256; blake3 uses every core even on one large file)",
+    )
+    parser.add_argument(
+        "-j",
+        "--jobs",
+        type=_jobs,
+        default=None,
+        help="worker threads (default: the number of usable cores)",
+    )
+    parser.add_argument(
+        "--ignore",
+        dest="ignores",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="also ignore paths matching this glob "
+        "(repeatable; '/a' anchors at the root, 'd/' matches directories only)",
+    )
+    parser.add_argument(
+        "--no-default-ignores",
+        action="store_true",
+        help="do not apply the default ignore list (.git/, editor, OS litter)",
+    )
+    parser.add_argument(
+        "--check",
+        dest="check_path",
+        metavar="MANIFEST",
+        help="re-hash and compare with MANIFEST; exit 1 on any difference",
+    )
+    parser.add_argument(
+        "--cache",
+        dest="use_cache",
+        action="store_true",
+        help="reuse digests of unchanged files (size, mtime, ctime, inode) "
+        "from $MODELSEAL_HOME/cache",
+    )
+    parser.add_argument(
+        "--trust-cache",
+        action="store_true",
+        help="with --check: accept cached digests instead of reading every byte",
+    )
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.trust_cache and not args.use_cache:
+        raise InputError("--trust-cache needs --cache")
+    for path, what in ((args.output, "--output"), (args.check_path, "--check")):
+        if path is not None and os.path.isdir(path):
+            raise InputError(f"{what} {path} is a directory")
+    from modelseal.release import DigestCache
+
+    cache = DigestCache.default() if args.use_cache else None
+    if cache is not None and cache.recovered:
+        sys.stderr.write(f"warning: {cache.recovered}\n")
+    ignores = tuple(args.ignores)
+    try:
+        if args.check_path is not None:
+            return _check(args.directory, args.check_path, args.as_json, args.algorithm,
+                          args.jobs, ignores, args.no_default_ignores, args.output, cache,
+                          args.trust_cache)  # fmt: skip
+        return _hash(args.directory, args.output, args.as_json, args.algorithm or "sha256",
+                     args.jobs, ignores, args.no_default_ignores, cache)  # fmt: skip
     finally:
         if cache is not None:
             cache.close()
@@ -156,6 +147,9 @@ def _hash(
     no_default_ignores: bool,
     cache: DigestCache | None,
 ) -> int:
+    from modelseal.release import hash_release
+    from modelseal.release.ignore import escape
+
     extra = list(ignores)
     if output is not None and (inside := _inside_release(directory, output)):
         extra.append(escape(inside))
@@ -199,15 +193,18 @@ def _check(
     trust_cache: bool,
 ) -> int:
     if output is not None:
-        raise click.UsageError("--output cannot be combined with --check")
+        raise InputError("--output cannot be combined with --check")
     if no_default_ignores:
-        raise click.UsageError(
+        raise InputError(
             "--no-default-ignores cannot be combined with --check "
             "(the manifest records the ignore list it was made with)"
         )
+    from modelseal.release import check_release
+    from modelseal.release.ignore import escape
+
     expected = _load_manifest(check_path)
     if algorithm is not None and algorithm != expected.algorithm:
-        raise click.UsageError(
+        raise InputError(
             f"--algorithm {algorithm} differs from the manifest's {expected.algorithm}"
         )
     extra = list(ignores)
@@ -224,6 +221,8 @@ def _check(
             progress=progress,
         )
     if as_json:
+        import json
+
         report = result.to_dict()
         report.update(expected_root=expected.root, actual_root=actual.root)
         echo(json.dumps(report, indent=2, ensure_ascii=False))

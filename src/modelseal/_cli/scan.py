@@ -2,27 +2,32 @@
 
 from __future__ import annotations
 
+import argparse
 import io
-
-import click
+import os
+import sys
+from typing import TYPE_CHECKING
 
 from modelseal._cli._output import echo, write_atomic
-from modelseal.errors import EXIT_FAILED, EXIT_OK
-from modelseal.scan.model import FileReport, Verdict
+from modelseal.errors import EXIT_FAILED, EXIT_OK, InputError
 
-LEVELS = [v.value for v in Verdict if v is not Verdict.SAFE]
+if TYPE_CHECKING:
+    from modelseal.scan.model import FileReport, Verdict
+
+LEVELS = ("suspicious", "malformed", "dangerous")
 
 
 def _parse_levels(text: str) -> frozenset[Verdict]:
+    from modelseal.scan.model import Verdict
+
     if text.strip().lower() == "none":
         return frozenset()
     out = set()
     for part in text.split(","):
         name = part.strip().lower()
         if name not in LEVELS:
-            raise click.BadParameter(
-                f"{name!r} is not a level; use a comma list of {', '.join(LEVELS)}, or none",
-                param_hint="--fail-on",
+            raise argparse.ArgumentTypeError(
+                f"{name!r} is not a level; use a comma list of {', '.join(LEVELS)}, or none"
             )
         out.add(Verdict(name))
     return frozenset(out)
@@ -79,55 +84,60 @@ def render_text(reports: tuple[FileReport, ...], counts: dict[str, int], color: 
     return buffer.getvalue()
 
 
-@click.command("scan")
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
-@click.option(
-    "--format",
-    "output_format",
-    type=click.Choice(["text", "json", "sarif"]),
-    default="text",
-    show_default=True,
-    help="Report format: a readable table, stable JSON, or SARIF 2.1.0.",
-)
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=str),
-              help="Write the report to this file instead of standard output.")  # fmt: skip
-@click.option(
-    "--fail-on",
-    default="dangerous,malformed",
-    show_default=True,
-    metavar="LEVELS",
-    help="Exit 1 when a file reaches one of these levels (comma list of suspicious, "
-    "malformed, dangerous; or none).",
-)
-def scan_command(paths: tuple[str, ...], output_format: str, output: str | None,
-                 fail_on: str) -> int:  # fmt: skip
-    """Scan model files and release directories without loading or executing anything.
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "scan",
+        help="scan model files for code-execution payloads and hostile headers",
+        description="Scan model files and release directories without loading or executing "
+        "anything. File types come from content, not names. Every file gets one verdict: safe, "
+        "suspicious, dangerous or malformed (a stream broken after a payload is dangerous and "
+        "malformed).",
+    )
+    parser.add_argument("paths", nargs="+", metavar="PATH")
+    parser.add_argument(
+        "--format",
+        dest="output_format",
+        choices=("text", "json", "sarif"),
+        default="text",
+        help="a readable table (default), JSON, or SARIF 2.1.0",
+    )
+    parser.add_argument(
+        "-o", "--output", metavar="FILE", help="write the report to FILE instead of standard output"
+    )
+    parser.add_argument(
+        "--fail-on",
+        type=_parse_levels,
+        default="dangerous,malformed",
+        metavar="LEVELS",
+        help="exit 1 when a file reaches one of these levels "
+        "(comma list of suspicious, malformed, dangerous; or none; default "
+        "dangerous,malformed)",
+    )
+    parser.set_defaults(run=run)
 
-    File types come from content, not names. Every file gets one verdict: safe, suspicious,
-    dangerous or malformed (a stream broken after a payload is dangerous and malformed).
-    """
-    import sys
 
+def run(args: argparse.Namespace) -> int:
     from modelseal.scan.api import scan_paths
     from modelseal.scan.report import to_json, to_sarif
 
-    levels = _parse_levels(fail_on)
+    if args.output is not None and os.path.isdir(args.output):
+        raise InputError(f"--output {args.output} is a directory")
     if sys.stderr.isatty():
         from rich.console import Console
 
         with Console(stderr=True).status("scanning") as status:
-            result = scan_paths(paths, progress=lambda p: status.update(f"scanning {p}"))
+            result = scan_paths(args.paths, progress=lambda p: status.update(f"scanning {p}"))
     else:
-        result = scan_paths(paths)
-    if output_format == "json":
+        result = scan_paths(args.paths)
+    if args.output_format == "json":
         text = to_json(result)
-    elif output_format == "sarif":
+    elif args.output_format == "sarif":
         text = to_sarif(result)
     else:
-        color = output is None and sys.stdout.isatty()
+        color = args.output is None and sys.stdout.isatty()
         text = render_text(result.files, result.counts(), color)
-    if output is not None:
-        write_atomic(output, text)
+    if args.output is not None:
+        write_atomic(args.output, text)
     else:
         echo(text.rstrip("\n"))
-    return EXIT_FAILED if result.failing(levels) else EXIT_OK
+    return EXIT_FAILED if result.failing(args.fail_on) else EXIT_OK

@@ -14,7 +14,6 @@ announced boundary so a scanner can flag an opcode that straddles it.
 from __future__ import annotations
 
 import codecs
-import pickletools
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,12 +24,81 @@ from modelseal.formats import FormatError
 MATERIALIZE_LIMIT = 64 * 1024
 _CHUNK = 1 << 16
 
-# opcode byte -> (name, argument kind)
+# opcode byte -> (name, argument kind), as pickletools.opcodes defines them (a test checks it)
 OPCODES: dict[int, tuple[str, str | None]] = {
-    ord(op.code): (op.name, op.arg.name if op.arg is not None else None)
-    for op in pickletools.opcodes
+    0x28: ("MARK", None),
+    0x29: ("EMPTY_TUPLE", None),
+    0x2E: ("STOP", None),
+    0x30: ("POP", None),
+    0x31: ("POP_MARK", None),
+    0x32: ("DUP", None),
+    0x42: ("BINBYTES", "bytes4"),
+    0x43: ("SHORT_BINBYTES", "bytes1"),
+    0x46: ("FLOAT", "floatnl"),
+    0x47: ("BINFLOAT", "float8"),
+    0x49: ("INT", "decimalnl_short"),
+    0x4A: ("BININT", "int4"),
+    0x4B: ("BININT1", "uint1"),
+    0x4C: ("LONG", "decimalnl_long"),
+    0x4D: ("BININT2", "uint2"),
+    0x4E: ("NONE", None),
+    0x50: ("PERSID", "stringnl_noescape"),
+    0x51: ("BINPERSID", None),
+    0x52: ("REDUCE", None),
+    0x53: ("STRING", "stringnl"),
+    0x54: ("BINSTRING", "string4"),
+    0x55: ("SHORT_BINSTRING", "string1"),
+    0x56: ("UNICODE", "unicodestringnl"),
+    0x58: ("BINUNICODE", "unicodestring4"),
+    0x5D: ("EMPTY_LIST", None),
+    0x61: ("APPEND", None),
+    0x62: ("BUILD", None),
+    0x63: ("GLOBAL", "stringnl_noescape_pair"),
+    0x64: ("DICT", None),
+    0x65: ("APPENDS", None),
+    0x67: ("GET", "decimalnl_short"),
+    0x68: ("BINGET", "uint1"),
+    0x69: ("INST", "stringnl_noescape_pair"),
+    0x6A: ("LONG_BINGET", "uint4"),
+    0x6C: ("LIST", None),
+    0x6F: ("OBJ", None),
+    0x70: ("PUT", "decimalnl_short"),
+    0x71: ("BINPUT", "uint1"),
+    0x72: ("LONG_BINPUT", "uint4"),
+    0x73: ("SETITEM", None),
+    0x74: ("TUPLE", None),
+    0x75: ("SETITEMS", None),
+    0x7D: ("EMPTY_DICT", None),
+    0x80: ("PROTO", "uint1"),
+    0x81: ("NEWOBJ", None),
+    0x82: ("EXT1", "uint1"),
+    0x83: ("EXT2", "uint2"),
+    0x84: ("EXT4", "int4"),
+    0x85: ("TUPLE1", None),
+    0x86: ("TUPLE2", None),
+    0x87: ("TUPLE3", None),
+    0x88: ("NEWTRUE", None),
+    0x89: ("NEWFALSE", None),
+    0x8A: ("LONG1", "long1"),
+    0x8B: ("LONG4", "long4"),
+    0x8C: ("SHORT_BINUNICODE", "unicodestring1"),
+    0x8D: ("BINUNICODE8", "unicodestring8"),
+    0x8E: ("BINBYTES8", "bytes8"),
+    0x8F: ("EMPTY_SET", None),
+    0x90: ("ADDITEMS", None),
+    0x91: ("FROZENSET", None),
+    0x92: ("NEWOBJ_EX", None),
+    0x93: ("STACK_GLOBAL", None),
+    0x94: ("MEMOIZE", None),
+    0x95: ("FRAME", "uint8"),
+    0x96: ("BYTEARRAY8", "bytearray8"),
+    0x97: ("NEXT_BUFFER", None),
+    0x98: ("READONLY_BUFFER", None),
 }
 FRAME = ord("\x95")
+_new = tuple.__new__  # builds an Op without the Python-level NamedTuple constructor
+_SHORT_BINUNICODE = 0x8C
+_SHORT = frozenset({0x8C, 0x43})  # SHORT_BINUNICODE, SHORT_BINBYTES
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,13 +257,28 @@ class PickleReader:
                 raise FormatError(f"pickle truncated: needed {size} bytes", offset=pos + 1)
             self._off = off + 1 + size
             self._pos = end
-            return Op(name, pos, fixed.unpack_from(buf, off + 1)[0], end)
+            return _new(Op, (name, pos, fixed.unpack_from(buf, off + 1)[0], end))
+        if reader is None:
+            self._off = off + 1
+            self._pos = pos + 1
+            return _new(Op, (name, pos, None, pos + 1))
+        if code in _SHORT and off + 1 < len(buf):  # fast path: 1-byte length, buffered
+            n = buf[off + 1]
+            end = pos + 2 + n
+            if off + 2 + n <= len(buf) and end <= self._limit:
+                raw = buf[off + 2 : off + 2 + n]
+                self._off = off + 2 + n
+                self._pos = end
+                if code == _SHORT_BINUNICODE:
+                    try:
+                        return _new(Op, (name, pos, raw.decode("utf-8", "surrogatepass"), end))
+                    except UnicodeDecodeError as exc:
+                        raise FormatError("string argument is not UTF-8", offset=pos) from exc
+                return _new(Op, (name, pos, raw, end))
         self._off = off + 1
         self._pos = pos + 1
-        if reader is None:
-            return Op(name, pos, None, pos + 1)
         arg = reader(self)
-        return Op(name, pos, arg, self._pos)
+        return _new(Op, (name, pos, arg, self._pos))
 
 
 def _u(fmt: str, size: int) -> Callable[[PickleReader], object]:

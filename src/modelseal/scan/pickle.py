@@ -20,7 +20,7 @@ right after each ``NumpyArrayWrapper``).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import BinaryIO
 
 from modelseal.formats import FormatError
@@ -45,27 +45,39 @@ class _Mark:
 MARK = _Mark()
 
 
-@dataclass(frozen=True, slots=True)
 class Global:
-    module: str
-    name: str
+    """The result of an import opcode."""
+
+    __slots__ = ("module", "name")
+
+    def __init__(self, module: str, name: str) -> None:
+        self.module = module
+        self.name = name
 
     @property
     def dotted(self) -> str:
         return f"{self.module}.{self.name}"
 
 
-@dataclass(slots=True)
 class Call:
-    func: object
-    args: object
-    state: object = None
+    """The result of a call opcode (REDUCE, OBJ, INST, NEWOBJ…) and any state BUILD gave it."""
+
+    __slots__ = ("args", "func", "state")
+
+    def __init__(self, func: object, args: object) -> None:
+        self.func = func
+        self.args = args
+        self.state: object = None
 
 
-@dataclass(slots=True)
 class Container:
-    kind: str  # list, dict, set
-    items: list[object] = field(default_factory=list)
+    """A list, dict or set under construction (its first items only)."""
+
+    __slots__ = ("items", "kind")
+
+    def __init__(self, kind: str, items: list[object] | None = None) -> None:
+        self.kind = kind
+        self.items: list[object] = items if items is not None else []
 
 
 class Opaque:
@@ -123,7 +135,7 @@ class _Machine:
             return
         self.seen.add(key)
         where = offset if offset is not None else (op.pos if op else self.r.position)
-        location = Location(offset=where - self.origin, index=self.index if op else None)
+        location = Location(offset=where - self.origin, index=self.index - 1 if op else None)
         self.findings.append(Finding(rule, verdict, severity, message, symbol, location))
 
     def malformed(self, message: str, op: Op | None = None, offset: int | None = None) -> None:
@@ -157,9 +169,12 @@ class _Machine:
         stack: list[object] = []
         memo: dict[int, object] = {}
         first = True
+        reader = self.r
+        next_op = reader.next_op
+        push_arg = _PUSH_ARG
         while True:
             try:
-                op = self.r.next_op()
+                op = next_op()
             except FormatError as exc:
                 if first and self.pickles > 0:
                     self.malformed(
@@ -170,7 +185,21 @@ class _Machine:
                     self.malformed(f"{exc.message} (stream broken: nothing after it is read)",
                                    offset=exc.offset)  # fmt: skip
                 raise _Stop from exc
-            self.check_frame(op)
+            self.index += 1
+            name = op.name
+            frame_end = reader.frame_end
+            if frame_end is None or op.end < frame_end:
+                # fast paths for the opcodes that make up most of any pickle
+                if name == "MEMOIZE" and stack:
+                    memo[len(memo)] = stack[-1]
+                    first = False
+                    continue
+                if name in push_arg:
+                    stack.append(op.arg)
+                    first = False
+                    continue
+            else:
+                self.check_frame(op)
             try:
                 done = self.step(op, stack, memo, first)
             except IndexError:
@@ -179,7 +208,6 @@ class _Machine:
             except FormatError as exc:
                 self.malformed(exc.message, op, offset=exc.offset)
                 raise _Stop from exc
-            self.index += 1
             first = False
             if done:
                 return stack[-1] if stack else None
@@ -190,8 +218,7 @@ class _Machine:
 
     def check_frame(self, op: Op) -> None:
         frame_end = self.r.frame_end
-        if frame_end is None:
-            return
+        assert frame_end is not None
         if op.pos < frame_end < op.end:
             self.add(
                 "pickle.frame-straddle",
@@ -209,9 +236,15 @@ class _Machine:
 
     def step(self, op: Op, stack: list[object], memo: dict[int, object], first: bool) -> bool:
         name, arg = op.name, op.arg
-        handler = _SIMPLE_PUSH.get(name)
-        if handler is not None:
-            stack.append(handler(arg))
+        if name in _PUSH_ARG:
+            stack.append(arg)
+            return False
+        if name in _MEMO_PUT:
+            memo[len(memo) if name == "MEMOIZE" else _as_index(arg)] = stack[-1]
+            return False
+        factory = _PUSH_NEW.get(name)
+        if factory is not None:
+            stack.append(factory(arg))
             return False
         if name == "STOP":
             if len(stack) != 1:
@@ -225,10 +258,6 @@ class _Machine:
             self.pop_mark(stack, op)
         elif name == "DUP":
             stack.append(stack[-1])
-        elif name in ("PUT", "BINPUT", "LONG_BINPUT"):
-            memo[_as_index(arg)] = stack[-1]
-        elif name == "MEMOIZE":
-            memo[len(memo)] = stack[-1]
         elif name in ("GET", "BINGET", "LONG_BINGET"):
             key = _as_index(arg)
             if key not in memo:
@@ -398,29 +427,23 @@ class _Machine:
         self.r.skip(count * size)
 
 
-_SIMPLE_PUSH = {
-    name: (lambda arg: arg)
-    for name in (
-        "INT", "BININT", "BININT1", "BININT2", "LONG", "LONG1", "LONG4", "FLOAT", "BINFLOAT",
-        "UNICODE", "SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "BINBYTES", "SHORT_BINBYTES",
-        "BINBYTES8", "BYTEARRAY8",
-    )
-}  # fmt: skip
-_SIMPLE_PUSH.update(
-    {
-        "STRING": lambda arg: arg,
-        "BINSTRING": lambda arg: arg.decode("latin-1") if isinstance(arg, bytes) else arg,
-        "SHORT_BINSTRING": lambda arg: arg.decode("latin-1") if isinstance(arg, bytes) else arg,
-        "NONE": lambda arg: None,
-        "NEWTRUE": lambda arg: True,
-        "NEWFALSE": lambda arg: False,
-        "EMPTY_TUPLE": lambda arg: (),
-        "EMPTY_LIST": lambda arg: Container("list"),
-        "EMPTY_DICT": lambda arg: Container("dict"),
-        "EMPTY_SET": lambda arg: Container("set"),
-        "NEXT_BUFFER": lambda arg: Opaque(),
-    }
+_PUSH_ARG = frozenset(
+    """INT BININT BININT1 BININT2 LONG LONG1 LONG4 FLOAT BINFLOAT UNICODE SHORT_BINUNICODE
+    BINUNICODE BINUNICODE8 BINBYTES SHORT_BINBYTES BINBYTES8 BYTEARRAY8 STRING""".split()
 )
+_MEMO_PUT = frozenset({"PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE"})
+_PUSH_NEW: dict[str, Callable[[object], object]] = {
+    "BINSTRING": lambda arg: arg.decode("latin-1") if isinstance(arg, bytes) else arg,
+    "SHORT_BINSTRING": lambda arg: arg.decode("latin-1") if isinstance(arg, bytes) else arg,
+    "NONE": lambda arg: None,
+    "NEWTRUE": lambda arg: True,
+    "NEWFALSE": lambda arg: False,
+    "EMPTY_TUPLE": lambda arg: (),
+    "EMPTY_LIST": lambda arg: Container("list"),
+    "EMPTY_DICT": lambda arg: Container("dict"),
+    "EMPTY_SET": lambda arg: Container("set"),
+    "NEXT_BUFFER": lambda arg: Opaque(),
+}
 
 
 def _as_index(arg: object) -> int:

@@ -11,6 +11,8 @@ modelscan's deny-lists, fickling's unsafe-import set and ML allow-list, the GHSA
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from modelseal.scan.model import Verdict
 
 MODULE_ALIASES = {
@@ -202,6 +204,7 @@ DANGEROUS_NAMES: frozenset[str] = frozenset(
 )
 
 
+@lru_cache(maxsize=4096)
 def normalise_module(module: str) -> str:
     for alias, real in MODULE_ALIASES.items():
         if module == alias or module.startswith(alias + "."):
@@ -209,6 +212,7 @@ def normalise_module(module: str) -> str:
     return module
 
 
+@lru_cache(maxsize=4096)
 def classify_global(module: str, name: str) -> tuple[Verdict, str]:
     """The verdict for importing ``module.name`` in a pickle, with a one-line reason."""
     mod = normalise_module(module)
