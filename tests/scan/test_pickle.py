@@ -282,3 +282,41 @@ def test_mutated_pickles_never_raise(base: bytes, flips: list[tuple[int, int]], 
     for pos, value in flips:
         data[pos % len(data)] = value
     scan(bytes(data[: max(1, cut % (len(data) + 1))]))
+
+
+def test_opcode_table_matches_pickletools() -> None:
+    import pickletools
+
+    from modelseal.formats.pickle import OPCODES
+
+    expected = {
+        ord(op.code): (op.name, op.arg.name if op.arg is not None else None)
+        for op in pickletools.opcodes
+    }
+    assert expected == OPCODES
+
+
+values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=300)
+    | st.binary(max_size=300),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner,
+                                                                max_size=4) | st.tuples(inner),
+    max_leaves=20,
+)  # fmt: skip
+
+
+@settings(max_examples=200, deadline=None)
+@given(values, st.integers(0, 5))
+def test_reader_agrees_with_pickletools(value: object, protocol: int) -> None:
+    import pickletools
+
+    from modelseal.formats.pickle import PickleReader
+
+    data = pickle.dumps(value, protocol=protocol)
+    reader = PickleReader(io.BytesIO(data), len(data), materialize_limit=64)
+    ours = []
+    while not reader.at_end():
+        op = reader.next_op()
+        ours.append((op.name, op.pos))
+    assert ours == [(op.name, pos) for op, _, pos in pickletools.genops(data)]
+    assert verdicts(data) == {Verdict.SAFE}
