@@ -14,9 +14,9 @@ from typing import BinaryIO
 
 from modelseal.formats import FormatError
 from modelseal.formats import zip as zipfmt
-from modelseal.scan.archive import ZipScanner
 from modelseal.scan.interface import ScanContext
 from modelseal.scan.model import Finding
+from modelseal.scan.zip import ZipScanner
 
 MAX_ENTRIES = 32
 MAX_READ = 1 << 20

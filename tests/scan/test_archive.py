@@ -27,16 +27,13 @@ from hypothesis import strategies as st
 
 from modelseal.formats import FormatError
 from modelseal.formats import zip as zipfmt
-from modelseal.scan.archive import (
-    CompressedScanner,
-    SevenZipScanner,
-    TarScanner,
-    ZipScanner,
-    inner_name,
-    scanners,
-)
+from modelseal.scan.archive import scanners
+from modelseal.scan.compressed import CompressedScanner, inner_name
 from modelseal.scan.interface import MAX_DEPTH, ScanContext, Scanner
 from modelseal.scan.model import Finding, Verdict, verdict_of
+from modelseal.scan.sevenzip import SevenZipScanner
+from modelseal.scan.tar import TarScanner
+from modelseal.scan.zip import ZipScanner
 
 ROOT = Path(__file__).resolve().parents[2]
 FUZZ = ROOT / "fuzz"

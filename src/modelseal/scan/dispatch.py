@@ -26,12 +26,12 @@ HEAD = 4096
 # format -> (module, class); imported on first use so a scan loads only what it needs
 REGISTRY: dict[str, tuple[str, str]] = {
     "pickle": ("modelseal.scan.pickle", "PickleScanner"),
-    "zip": ("modelseal.scan.archive", "ZipScanner"),
-    "7z": ("modelseal.scan.archive", "SevenZipScanner"),
-    "tar": ("modelseal.scan.archive", "TarScanner"),
-    "gzip": ("modelseal.scan.archive", "CompressedScanner"),
-    "bzip2": ("modelseal.scan.archive", "CompressedScanner"),
-    "xz": ("modelseal.scan.archive", "CompressedScanner"),
+    "zip": ("modelseal.scan.zip", "ZipScanner"),
+    "7z": ("modelseal.scan.sevenzip", "SevenZipScanner"),
+    "tar": ("modelseal.scan.tar", "TarScanner"),
+    "gzip": ("modelseal.scan.compressed", "GzipScanner"),
+    "bzip2": ("modelseal.scan.compressed", "Bzip2Scanner"),
+    "xz": ("modelseal.scan.compressed", "XzScanner"),
     "npy": ("modelseal.scan.numpy", "NpyScanner"),
     "safetensors": ("modelseal.scan.safetensors", "SafetensorsScanner"),
     "gguf": ("modelseal.scan.gguf", "GgufScanner"),
