@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check -q
 LINTED := src tests benchmarks fuzz scripts
 
-.PHONY: demo test lint typecheck pytest bench fuzz clean
+.PHONY: demo test lint typecheck pytest bench bench-scan fuzz clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,13 +45,21 @@ $(VENV)/.bench-installed: pyproject.toml | $(VENV)/bin/python
 bench: $(VENV)/.bench-installed
 	$(PY) benchmarks/bench_hash.py
 
+# the scanner benchmark: builds its own venv of the anchors (picklescan, modelscan, fickling)
+bench-scan: $(VENV)/.dev-installed
+	$(PY) benchmarks/bench_scan.py
+
 $(VENV)/.fuzz-installed: pyproject.toml | $(VENV)/bin/python
 	$(PIP) install -e '.[dev,fuzz]'
 	touch $@
 
-FUZZ_RUNS ?= 20000
+FUZZ_RUNS ?= 200000
 fuzz: $(VENV)/.fuzz-installed
-	$(PY) fuzz/fuzz_manifest.py -atheris_runs=$(FUZZ_RUNS)
+	set -e; for harness in fuzz/fuzz_*.py; do \
+	    name=$$(basename $$harness .py); corpus=fuzz/corpus-$${name#fuzz_}; \
+	    mkdir -p $$corpus; [ -d fuzz/seeds/$${name#fuzz_} ] && cp -n fuzz/seeds/$${name#fuzz_}/* $$corpus/ || true; \
+	    echo "== $$name"; $(PY) $$harness $$corpus -atheris_runs=$(FUZZ_RUNS) -artifact_prefix=fuzz/; \
+	done
 
 clean:
 	rm -rf $(VENV) demo-out .mypy_cache .ruff_cache .pytest_cache .hypothesis

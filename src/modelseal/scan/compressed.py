@@ -47,6 +47,8 @@ class _Decoder:
         self._other: bz2.BZ2Decompressor | lzma.LZMADecompressor | None = None
         if fmt == "gzip":
             self._zlib = zlib.decompressobj(31)
+        elif fmt == "zlib":  # joblib's compress=True files
+            self._zlib = zlib.decompressobj(15)
         elif fmt == "bzip2":
             self._other = bz2.BZ2Decompressor()
         else:
@@ -147,6 +149,7 @@ _SUFFIXES = {
     "gzip": ((".tgz", ".tar"), (".gz", ""), (".gzip", "")),
     "bzip2": ((".tbz2", ".tar"), (".tbz", ".tar"), (".bz2", ""), (".bz", "")),
     "xz": ((".txz", ".tar"), (".xz", "")),
+    "zlib": ((".zz", ""), (".zlib", "")),
 }
 
 
@@ -240,4 +243,18 @@ class XzScanner(CompressedScanner):
         super().__init__("xz")
 
 
-__all__ = ["Bzip2Scanner", "CompressedScanner", "GzipScanner", "XzScanner", "inner_name"]
+class ZlibScanner(CompressedScanner):
+    """A raw zlib stream (what joblib writes with ``compress=True``)."""
+
+    def __init__(self) -> None:
+        super().__init__("zlib")
+
+
+__all__ = [
+    "Bzip2Scanner",
+    "CompressedScanner",
+    "GzipScanner",
+    "XzScanner",
+    "ZlibScanner",
+    "inner_name",
+]

@@ -13,6 +13,7 @@ import io
 import os
 import re
 import struct
+import zlib
 from collections.abc import Callable
 from typing import BinaryIO
 
@@ -32,6 +33,7 @@ REGISTRY: dict[str, tuple[str, str]] = {
     "gzip": ("modelseal.scan.compressed", "GzipScanner"),
     "bzip2": ("modelseal.scan.compressed", "Bzip2Scanner"),
     "xz": ("modelseal.scan.compressed", "XzScanner"),
+    "zlib": ("modelseal.scan.compressed", "ZlibScanner"),
     "npy": ("modelseal.scan.numpy", "NpyScanner"),
     "safetensors": ("modelseal.scan.safetensors", "SafetensorsScanner"),
     "gguf": ("modelseal.scan.gguf", "GgufScanner"),
@@ -90,11 +92,23 @@ def sniff(head: bytes, size: int, name: str) -> str:
             return "safetensors"
     if head[:1] == b"\x80" and head[1:2] and 2 <= head[1] <= 5:
         return "pickle"
+    zlib_header = head[:1] == b"\x78" and len(head) > 2 and (head[0] << 8 | head[1]) % 31 == 0
+    if zlib_header and _trial_zlib(head):
+        return "zlib"
     if head[:1] and head[0] in _PICKLE_STARTS and _trial_pickle(head):
         return "pickle"
     if name.lower().endswith(".onnx"):
         return "onnx"
     return "other"
+
+
+def _trial_zlib(head: bytes) -> bool:
+    """Whether ``head`` starts a zlib stream (joblib's compressed files have no other magic)."""
+    try:
+        zlib.decompressobj().decompress(head, 64)
+    except zlib.error:
+        return False
+    return True
 
 
 def _trial_pickle(head: bytes) -> bool:
