@@ -36,7 +36,8 @@ def test_version_imports_nothing_heavy() -> None:
         "from modelseal._cli.main import main\n"
         "assert main(['--version']) == 0\n"
         "heavy = [m for m in sys.modules if m.split('.')[0] in ('rich', 'blake3', 'sqlite3',"
-        " 'click', 'concurrent', 'json') or m.startswith(('modelseal.release', 'modelseal.scan'))]\n"
+        " 'click', 'concurrent', 'json')"
+        " or m.startswith(('modelseal.release', 'modelseal.scan'))]\n"
         "print('HEAVY', sorted(heavy))\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
