@@ -30,15 +30,10 @@ from modelseal.formats.gguf import (
     parse_gguf,
     parse_gguf_bytes,
 )
-from modelseal.scan.gguf import (
-    MAX_TEMPLATE,
-    MAX_TEMPLATES,
-    UNPARSABLE,
-    GgufScanner,
-    check_chat_template,
-)
+from modelseal.scan.gguf import GgufScanner
 from modelseal.scan.interface import ScanContext
 from modelseal.scan.model import Finding, Verdict
+from modelseal.scan.templates import MAX_TEMPLATE, MAX_TEMPLATES, UNPARSABLE, check_chat_template
 
 FUZZ = Path(__file__).resolve().parents[2] / "fuzz"
 sys.path.insert(0, str(FUZZ))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from modelseal._cli._output import TerminalProgress, echo, human_size, write_atomic
@@ -25,6 +24,8 @@ def _inside_release(root: str, path: str) -> str | None:
 
 
 def _load_manifest(path: str) -> Manifest:
+    from pathlib import Path
+
     from modelseal.release import Manifest
 
     try:

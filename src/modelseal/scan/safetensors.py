@@ -8,7 +8,7 @@ arithmetic alone. Any rule violation of :func:`modelseal.formats.safetensors.par
 polyglot makes every byte of the file untrustworthy.
 
 ``__metadata__`` values are attacker text and are never rendered. One holding Jinja2 markup
-with sandbox-escape markers (see :func:`modelseal.scan.gguf.check_chat_template`) is
+with sandbox-escape markers (see :func:`modelseal.scan.templates.check_chat_template`) is
 ``safetensors.metadata-ssti`` (suspicious): a tool that renders metadata would run it.
 """
 
@@ -18,9 +18,9 @@ from typing import BinaryIO
 
 from modelseal.formats import FormatError
 from modelseal.formats.safetensors import SafetensorsError, parse_header
-from modelseal.scan.gguf import UNPARSABLE, check_chat_template
 from modelseal.scan.interface import ScanContext, Scanner
 from modelseal.scan.model import Finding, Location, Severity, Verdict
+from modelseal.scan.templates import UNPARSABLE, check_chat_template
 
 
 class SafetensorsScanner(Scanner):
