@@ -11,8 +11,10 @@ standard library and imports in a quarter of the time.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from modelseal._version import __version__
 from modelseal.errors import EXIT_INTERNAL, EXIT_USAGE, Error
@@ -20,7 +22,21 @@ from modelseal.errors import EXIT_INTERNAL, EXIT_USAGE, Error
 COMMAND_MODULES = ("hash", "scan")
 
 
+def _formatter(prog: str) -> argparse.HelpFormatter:
+    # argparse builds a formatter for every add_argument; without an explicit width it imports
+    # shutil just to ask for the terminal size
+    try:
+        width = max(60, min(120, os.get_terminal_size().columns - 2))
+    except OSError:
+        width = 100
+    return argparse.HelpFormatter(prog, width=width)
+
+
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _formatter)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> None:  # type: ignore[override]
         self.print_usage(sys.stderr)
         sys.stderr.write(f"{self.prog}: error: {message}\n")

@@ -241,10 +241,13 @@ class PickleReader:
         pos = self._pos
         off = self._off
         buf = self._buf
-        if off + 9 > len(buf) and len(buf) - off < self._limit - pos:
+        blen = len(buf)
+        limit = self._limit
+        if blen - off < 9 and blen - off < limit - pos:
             self._fill(9)  # opcode plus the longest fixed-size argument, when available
             off, buf = self._off, self._buf
-        if off >= len(buf) or pos >= self._limit:
+            blen = len(buf)
+        if off >= blen or pos >= limit:
             raise FormatError("pickle truncated: needed 1 bytes", offset=pos)
         code = buf[off]
         spec = _SPECS[code]
@@ -253,7 +256,7 @@ class PickleReader:
         name, fixed, size, reader = spec
         if fixed is not None:  # fast path: a fixed-size argument already buffered
             end = pos + 1 + size
-            if off + 1 + size > len(buf) or end > self._limit:
+            if off + 1 + size > blen or end > limit:
                 raise FormatError(f"pickle truncated: needed {size} bytes", offset=pos + 1)
             self._off = off + 1 + size
             self._pos = end
@@ -262,10 +265,10 @@ class PickleReader:
             self._off = off + 1
             self._pos = pos + 1
             return _new(Op, (name, pos, None, pos + 1))
-        if code in _SHORT and off + 1 < len(buf):  # fast path: 1-byte length, buffered
+        if code in _SHORT and off + 1 < blen:  # fast path: 1-byte length, buffered
             n = buf[off + 1]
             end = pos + 2 + n
-            if off + 2 + n <= len(buf) and end <= self._limit:
+            if off + 2 + n <= blen and end <= limit:
                 raw = buf[off + 2 : off + 2 + n]
                 self._off = off + 2 + n
                 self._pos = end

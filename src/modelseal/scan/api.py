@@ -79,13 +79,13 @@ def scan_paths(
     progress: Callable[[str], None] | None = None,
 ) -> ScanResult:
     """Scan files and (recursively) directories; unsafe directory entries become findings."""
-    from modelseal.release.ignore import IgnoreRules
-    from modelseal.release.walk import walk_collect
-
     reports: list[FileReport] = []
     for raw in paths:
         path = os.fspath(raw)
         if os.path.isdir(path):
+            from modelseal.release.ignore import IgnoreRules
+            from modelseal.release.walk import walk_collect
+
             files, problems = walk_collect(path, IgnoreRules.default())
             for walked in sorted(files, key=lambda w: os.fsencode(w.path)):
                 if progress is not None:

@@ -182,10 +182,12 @@ class _Prefixed(io.RawIOBase):
         return len(data)
 
 
-def _peek(stream: BinaryIO) -> tuple[bytes, BinaryIO]:
+def _peek(stream: BinaryIO, size: int) -> tuple[bytes, BinaryIO]:
     if stream.seekable():
         start = stream.tell()
         head = stream.read(HEAD)
+        if size <= len(head):  # the whole thing is in hand: no second read
+            return head, io.BytesIO(head[:size])
         stream.seek(start)
         return head, stream
     head = stream.read(HEAD)
@@ -198,11 +200,11 @@ def _finding(rule: str, verdict: Verdict, severity: Severity, message: str) -> F
 
 def scan_bytes(stream: BinaryIO, size: int, ctx: ScanContext) -> tuple[str, list[Finding]]:
     """Sniff and scan; returns the detected format and the findings."""
-    head, stream = _peek(stream)
+    if ctx.depth > 0 and _TORCH_STORAGE.search(ctx.name):
+        return "torch-storage", []  # raw tensor bytes: torch reads them by offset, never parses
+    head, stream = _peek(stream, size)
     fmt = sniff(head, size, ctx.name)
     lowered = ctx.name.lower()
-    if ctx.depth > 0 and fmt != "zip" and _TORCH_STORAGE.search(ctx.name):
-        return "torch-storage", []  # raw tensor bytes: read by offset, never unpickled
     findings: list[Finding] = []
     if fmt in INERT:
         if lowered.endswith(MODEL_SUFFIXES) and size > 0:

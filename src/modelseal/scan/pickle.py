@@ -172,6 +172,7 @@ class _Machine:
         reader = self.r
         next_op = reader.next_op
         push_arg = _PUSH_ARG
+        push_new = _PUSH_NEW
         while True:
             try:
                 op = next_op()
@@ -196,6 +197,15 @@ class _Machine:
                     continue
                 if name in push_arg:
                     stack.append(op.arg)
+                    first = False
+                    continue
+                if name == "MARK":
+                    stack.append(MARK)
+                    first = False
+                    continue
+                factory = push_new.get(name)
+                if factory is not None:
+                    stack.append(factory(op.arg))
                     first = False
                     continue
             else:
