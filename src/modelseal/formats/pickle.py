@@ -16,7 +16,6 @@ from __future__ import annotations
 import codecs
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import BinaryIO, NamedTuple
 
 from modelseal.formats import FormatError
@@ -101,8 +100,7 @@ _SHORT_BINUNICODE = 0x8C
 _SHORT = frozenset({0x8C, 0x43})  # SHORT_BINUNICODE, SHORT_BINBYTES
 
 
-@dataclass(frozen=True, slots=True)
-class Big:
+class Big(NamedTuple):
     """A payload too large to keep: its kind (``bytes`` or ``str``), length and first bytes."""
 
     kind: str

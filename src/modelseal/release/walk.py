@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import stat
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from modelseal.errors import ReleaseError, UnsafePathError
 from modelseal.release import paths
@@ -20,8 +20,7 @@ from modelseal.release.ignore import IgnoreRules
 _MAX_LINK_HOPS = 40
 
 
-@dataclass(frozen=True, slots=True)
-class WalkedFile:
+class WalkedFile(NamedTuple):
     """A file to hash: where it is in the release and where its bytes are on disk."""
 
     path: str  # release-relative POSIX path (surrogate-escaped str)

@@ -5,8 +5,7 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from modelseal._version import __version__
 from modelseal.errors import InputError
@@ -17,8 +16,7 @@ SCHEMA_VERSION = 1
 DEFAULT_FAIL_ON = frozenset({Verdict.DANGEROUS, Verdict.MALFORMED})
 
 
-@dataclass(frozen=True)
-class ScanResult:
+class ScanResult(NamedTuple):
     """Every scanned file's report, in a stable order."""
 
     files: tuple[FileReport, ...]

@@ -16,8 +16,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 from modelseal.scan.model import Finding
 
@@ -27,8 +26,7 @@ MemberScanner = Callable[[BinaryIO, int, str, "ScanContext"], list[Finding]]
 MAX_DEPTH = 4  # containers inside containers deeper than this are a finding, not a recursion
 
 
-@dataclass(frozen=True)
-class ScanContext:
+class ScanContext(NamedTuple):
     """What a scanner knows about where its bytes come from."""
 
     display: str  # the scanned file as shown to the user, with any member path

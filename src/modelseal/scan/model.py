@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 
 class Verdict(StrEnum):
@@ -32,13 +31,12 @@ class Severity(StrEnum):
     CRITICAL = "critical"
 
 
-@dataclass(frozen=True, slots=True)
-class Location:
+class Location(NamedTuple):
     """Where in a file a finding is: a container member, a byte offset, an opcode index."""
 
     member: str | None = None  # "archive/data.pkl"; nested members joined with "!"
     offset: int | None = None  # byte offset within the member (or the file)
-    index: int | None = None  # opcode index (pickle) or entry index (tensor, key)
+    index: int | None = None  # type: ignore[assignment]  # opcode or entry index
 
     def to_dict(self) -> dict[str, Any]:
         return {"member": self.member, "offset": self.offset, "index": self.index}
@@ -49,8 +47,7 @@ class Location:
         return Location(inner, self.offset, self.index)
 
 
-@dataclass(frozen=True, slots=True)
-class Finding:
+class Finding(NamedTuple):
     """One observation: rule id, what it implies, where, the offending symbol, one line why."""
 
     rule: str  # stable id, e.g. "pickle.dangerous-global"
@@ -58,7 +55,7 @@ class Finding:
     severity: Severity
     message: str  # one line
     symbol: str | None = None  # e.g. "os.system", "tokenizer.chat_template"
-    location: Location = field(default_factory=Location)
+    location: Location = Location()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -90,8 +87,7 @@ def verdict_of(findings: Iterable[Finding]) -> Verdict:
     return worst
 
 
-@dataclass(frozen=True, slots=True)
-class FileReport:
+class FileReport(NamedTuple):
     """The result for one scanned file."""
 
     path: str  # as given / relative to the scanned directory
