@@ -21,4 +21,16 @@ class FormatError(Exception):
         self.offset = offset
 
 
-__all__ = ["FormatError"]
+class RuleError(FormatError):
+    """A violation of a named rule of the format; ``kind`` is stable (``"overlap"``), ``symbol``
+    the offending field or name when there is one. Scanners turn ``kind`` into a rule id."""
+
+    def __init__(
+        self, kind: str, message: str, *, offset: int | None = None, symbol: str | None = None
+    ) -> None:
+        super().__init__(message, offset=offset)
+        self.kind = kind
+        self.symbol = symbol
+
+
+__all__ = ["FormatError", "RuleError"]

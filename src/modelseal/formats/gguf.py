@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import BinaryIO, NoReturn
 
-from modelseal.formats import FormatError
+from modelseal.formats import RuleError
 
 GGUF_MAGIC = b"GGUF"
 DEFAULT_ALIGNMENT = 32
@@ -99,15 +99,8 @@ GGML_TYPES: Mapping[int, tuple[str, int, int]] = MappingProxyType(
 )
 
 
-class GgufError(FormatError):
+class GgufError(RuleError):
     """A GGUF rule violation; ``kind`` is a stable rule name such as ``"overlap"``."""
-
-    def __init__(
-        self, kind: str, message: str, *, offset: int | None = None, symbol: str | None = None
-    ) -> None:
-        super().__init__(message, offset=offset)
-        self.kind = kind
-        self.symbol = symbol
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, BinaryIO, NoReturn
 
-from modelseal.formats import FormatError
+from modelseal.formats import RuleError
 
 MAX_HEADER_SIZE = 100_000_000  # Rust MAX_HEADER_SIZE
 MAX_JSON_DEPTH = 4  # the schema needs 3: header object > tensor entry > shape list
@@ -62,15 +62,8 @@ _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
 _INNERMOST = re.compile(r"\[\]|\{\}")
 
 
-class SafetensorsError(FormatError):
+class SafetensorsError(RuleError):
     """A safetensors rule violation; ``kind`` is a stable rule name such as ``"overlap"``."""
-
-    def __init__(
-        self, kind: str, message: str, *, offset: int | None = None, symbol: str | None = None
-    ) -> None:
-        super().__init__(message, offset=offset)
-        self.kind = kind
-        self.symbol = symbol
 
 
 @dataclass(frozen=True, slots=True)

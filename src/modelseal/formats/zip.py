@@ -19,7 +19,6 @@ refused before any byte is inflated. Only :class:`FormatError` (or its subclass
 
 from __future__ import annotations
 
-import bz2
 import io
 import lzma
 import re
@@ -30,6 +29,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from modelseal.formats import FormatError
+from modelseal.formats.inflate import Inflater
 
 SIG_LOCAL = b"PK\x03\x04"
 SIG_CENTRAL = b"PK\x01\x02"
@@ -273,45 +273,13 @@ def read_local_header(file: BinaryIO, size: int, entry: ZipEntry) -> LocalHeader
     return LocalHeader(raw_name, flags, method, data_offset)
 
 
-class _Inflater:
-    """Incremental decompression with a bounded output per call (zlib, bz2 and lzma alike)."""
-
-    def __init__(self, method: int, lzma_filter: dict[str, int] | None) -> None:
-        self._zlib: zlib._Decompress | None = None
-        self._other: bz2.BZ2Decompressor | lzma.LZMADecompressor | None = None
-        if method == DEFLATED:
-            self._zlib = zlib.decompressobj(-15)
-        elif method == BZIP2:
-            self._other = bz2.BZ2Decompressor()
-        else:
-            assert lzma_filter is not None
-            self._other = lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=[lzma_filter])
-        self._input = b""
-
-    @property
-    def eof(self) -> bool:
-        return self._zlib.eof if self._zlib is not None else bool(self._other and self._other.eof)
-
-    def wants_input(self) -> bool:
-        if self._input:
-            return False
-        return self._zlib is not None or bool(self._other and self._other.needs_input)
-
-    def give(self, data: bytes) -> None:
-        self._input += data
-
-    def take(self, limit: int) -> bytes:
-        """At most ``limit`` (> 0) bytes of output; b"" when more input is needed or at eof."""
-        if self.eof:
-            return b""
-        if self._zlib is not None:
-            out = self._zlib.decompress(self._input, limit)
-            self._input = self._zlib.unconsumed_tail
-            return out
-        assert self._other is not None
-        out = self._other.decompress(self._input, limit)
-        self._input = b""
-        return out
+def _inflater(method: int, lzma_filter: dict[str, int] | None) -> Inflater:
+    """The decompressor for a zip member's method."""
+    if method == DEFLATED:
+        return Inflater.for_format("deflate")
+    if method == BZIP2:
+        return Inflater.for_format("bzip2")
+    return Inflater.for_format("lzma-raw", lzma_filter)
 
 
 def _lzma_filter(file: BinaryIO, size: int, offset: int, usize: int) -> tuple[dict[str, int], int]:
@@ -347,15 +315,15 @@ class EntryStream(io.BufferedIOBase, BinaryIO):
         self._end = local.data_offset + entry.compressed_size
         self._out = 0  # uncompressed bytes returned so far
         self._size = entry.uncompressed_size
-        self._inflater: _Inflater | None = None
+        self._inflater: Inflater | None = None
         self._error: FormatError | None = None
         try:
             if entry.method == LZMA:
                 lzma_filter, skip = _lzma_filter(file, size, self._pos, self._size)
                 self._pos += skip
-                self._inflater = _Inflater(LZMA, lzma_filter)
+                self._inflater = _inflater(LZMA, lzma_filter)
             elif entry.method != STORED:
-                self._inflater = _Inflater(entry.method, None)
+                self._inflater = _inflater(entry.method, None)
         except (lzma.LZMAError, ValueError, MemoryError) as exc:
             raise FormatError(f"bad {METHODS[entry.method]} parameters: {exc}") from exc
 
@@ -421,7 +389,7 @@ class EntryStream(io.BufferedIOBase, BinaryIO):
         self._out += len(data)
         return data
 
-    def _feed(self, inflater: _Inflater) -> bool:
+    def _feed(self, inflater: Inflater) -> bool:
         if self._pos >= self._end:
             return False
         self._file.seek(self._pos)
@@ -432,7 +400,7 @@ class EntryStream(io.BufferedIOBase, BinaryIO):
         inflater.give(data)
         return True
 
-    def _inflate(self, inflater: _Inflater, limit: int) -> bytes:
+    def _inflate(self, inflater: Inflater, limit: int) -> bytes:
         idle = 0
         while True:
             try:

@@ -18,16 +18,14 @@ rule                     verdict     why
 
 from __future__ import annotations
 
-import bz2
 import io
-import lzma
 import posixpath
-import zlib
 from collections.abc import Iterator
 from typing import BinaryIO
 
 from modelseal.formats import FormatError
 from modelseal.formats import zip as zipfmt
+from modelseal.formats.inflate import Inflater
 from modelseal.scan._members import READ_ERRORS, Limited, deliver, finding, too_deep
 from modelseal.scan.interface import ScanContext, Scanner
 from modelseal.scan.model import Finding, Verdict
@@ -39,56 +37,10 @@ class _TooLarge(Exception):
     """Internal: the decompressed content passed the bomb cap."""
 
 
-class _Decoder:
-    """One compressed stream (a gzip member, a bzip2 or xz stream) with bounded output."""
-
-    def __init__(self, fmt: str) -> None:
-        self._zlib: zlib._Decompress | None = None
-        self._other: bz2.BZ2Decompressor | lzma.LZMADecompressor | None = None
-        if fmt == "gzip":
-            self._zlib = zlib.decompressobj(31)
-        elif fmt == "zlib":  # joblib's compress=True files
-            self._zlib = zlib.decompressobj(15)
-        elif fmt == "bzip2":
-            self._other = bz2.BZ2Decompressor()
-        else:
-            self._other = lzma.LZMADecompressor(lzma.FORMAT_XZ)
-        self._input = b""
-
-    @property
-    def eof(self) -> bool:
-        return self._zlib.eof if self._zlib is not None else bool(self._other and self._other.eof)
-
-    def leftover(self) -> bytes:
-        decoder = self._zlib if self._zlib is not None else self._other
-        assert decoder is not None
-        return decoder.unused_data + self._input
-
-    def wants_input(self) -> bool:
-        if self._input:
-            return False
-        return self._zlib is not None or bool(self._other and self._other.needs_input)
-
-    def give(self, data: bytes) -> None:
-        self._input += data
-
-    def take(self, limit: int) -> bytes:
-        if self.eof:
-            return b""
-        if self._zlib is not None:
-            out = self._zlib.decompress(self._input, limit)
-            self._input = self._zlib.unconsumed_tail
-            return out
-        assert self._other is not None
-        out = self._other.decompress(self._input, limit)
-        self._input = b""
-        return out
-
-
 def _decompress(src: BinaryIO, size: int, fmt: str, cap: int) -> Iterator[bytes]:
     """The decompressed chunks of ``size`` compressed bytes; concatenated streams followed."""
     read = Limited(src, size).read
-    decoder, produced, idle = _Decoder(fmt), 0, 0
+    decoder, produced, idle = Inflater.for_format(fmt), 0, 0
     while True:
         out = decoder.take(CHUNK)
         if out:
@@ -103,7 +55,7 @@ def _decompress(src: BinaryIO, size: int, fmt: str, cap: int) -> Iterator[bytes]
                 rest = more.lstrip(b"\0")  # zero padding between or after streams
             if not rest:
                 return
-            decoder = _Decoder(fmt)
+            decoder = Inflater.for_format(fmt)
             decoder.give(rest)
         elif decoder.wants_input() or idle > 2:
             data = read(CHUNK)

@@ -17,9 +17,9 @@ from __future__ import annotations
 from typing import BinaryIO
 
 from modelseal.formats import FormatError
-from modelseal.formats.gguf import GgufError, parse_gguf
+from modelseal.formats.gguf import parse_gguf
 from modelseal.scan.interface import ScanContext, Scanner
-from modelseal.scan.model import Finding, Location, Severity, Verdict
+from modelseal.scan.model import Finding, Location, Severity, Verdict, malformed
 from modelseal.scan.templates import MAX_TEMPLATES, UNPARSABLE, check_chat_template
 
 
@@ -36,14 +36,7 @@ class GgufScanner(Scanner):
         try:
             parsed = parse_gguf(stream, size)
         except FormatError as e:
-            kind = e.kind if isinstance(e, GgufError) else "malformed"
-            symbol = e.symbol if isinstance(e, GgufError) else None
-            where = Location(offset=e.offset)
-            return [
-                Finding(
-                    f"gguf.{kind}", Verdict.MALFORMED, Severity.MEDIUM, e.message, symbol, where
-                )
-            ]
+            return [malformed("gguf", e)]
         findings: list[Finding] = []
         if parsed.trailing_bytes:
             end = size - parsed.trailing_bytes

@@ -113,3 +113,13 @@ class FileReport(NamedTuple):
             "verdicts": sorted(v.value for v in self.verdicts),
             "findings": [f.to_dict() for f in self.findings],
         }
+
+
+def malformed(family: str, error: Exception, *, severity: Severity = Severity.MEDIUM) -> Finding:
+    """The finding for a parser error: rule ``<family>.<kind>`` when the parser named the rule
+    it applied (:class:`modelseal.formats.RuleError`), ``<family>.malformed`` otherwise."""
+    kind = getattr(error, "kind", None) or "malformed"
+    message = getattr(error, "message", None) or str(error)
+    offset = getattr(error, "offset", None)
+    return Finding(f"{family}.{kind}", Verdict.MALFORMED, severity, message,
+                   getattr(error, "symbol", None), Location(offset=offset))  # fmt: skip

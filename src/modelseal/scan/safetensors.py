@@ -17,9 +17,9 @@ from __future__ import annotations
 from typing import BinaryIO
 
 from modelseal.formats import FormatError
-from modelseal.formats.safetensors import SafetensorsError, parse_header
+from modelseal.formats.safetensors import parse_header
 from modelseal.scan.interface import ScanContext, Scanner
-from modelseal.scan.model import Finding, Location, Severity, Verdict
+from modelseal.scan.model import Finding, Location, Severity, Verdict, malformed
 from modelseal.scan.templates import UNPARSABLE, check_chat_template
 
 
@@ -32,18 +32,7 @@ class SafetensorsScanner(Scanner):
         try:
             header = parse_header(stream, size)
         except FormatError as e:
-            kind = e.kind if isinstance(e, SafetensorsError) else "malformed"
-            symbol = e.symbol if isinstance(e, SafetensorsError) else None
-            return [
-                Finding(
-                    f"safetensors.{kind}",
-                    Verdict.MALFORMED,
-                    Severity.MEDIUM,
-                    e.message,
-                    symbol,
-                    Location(offset=e.offset),
-                )
-            ]
+            return [malformed("safetensors", e)]
         findings: list[Finding] = []
         for index, (key, value) in enumerate(header.metadata.items()):
             if "{{" not in value and "{%" not in value:
