@@ -10,21 +10,13 @@ included) never raises. Any other exception is a bug.
 from __future__ import annotations
 
 import io
-import sys
 
 from modelseal.formats import FormatError
 from modelseal.formats.gguf import parse_gguf_bytes
 from modelseal.scan.gguf import GgufScanner
 from modelseal.scan.interface import ScanContext
 
-_CTX = ScanContext(
-    display="fuzz",
-    name="fuzz",
-    depth=0,
-    release_dir=None,
-    file_path=None,
-    scan_member=lambda s, n, name, ctx: [],
-)
+_CTX = ScanContext.standalone("fuzz")
 
 
 def test_one_input(data: bytes) -> None:
@@ -50,11 +42,9 @@ def test_one_input(data: bytes) -> None:
 
 
 def main() -> None:
-    import atheris
+    from _atheris import run
 
-    atheris.instrument_all()
-    atheris.Setup(sys.argv, test_one_input)
-    atheris.Fuzz()
+    run(test_one_input)
 
 
 if __name__ == "__main__":

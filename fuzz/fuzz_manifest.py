@@ -8,8 +8,6 @@ or fails with ManifestError. Any other exception is a bug.
 
 from __future__ import annotations
 
-import sys
-
 from modelseal.errors import ManifestError
 from modelseal.release.manifest import Manifest
 
@@ -25,11 +23,9 @@ def test_one_input(data: bytes) -> None:
 
 
 def main() -> None:
-    import atheris
+    from _atheris import run
 
-    atheris.instrument_all()
-    atheris.Setup(sys.argv, test_one_input)
-    atheris.Fuzz()
+    run(test_one_input)
 
 
 if __name__ == "__main__":

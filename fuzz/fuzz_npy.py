@@ -10,7 +10,6 @@ agrees with the bytes parser); the scanner never raises and returns findings.
 from __future__ import annotations
 
 import io
-import sys
 
 from modelseal.formats import FormatError
 from modelseal.formats.npy import parse_header, read_header
@@ -44,11 +43,9 @@ def test_one_input(data: bytes) -> None:
 
 
 def main() -> None:
-    import atheris
+    from _atheris import run
 
-    atheris.instrument_all()
-    atheris.Setup(sys.argv, test_one_input)
-    atheris.Fuzz()
+    run(test_one_input)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ Invariant: any input yields a list of findings; no exception escapes, nothing is
 from __future__ import annotations
 
 import io
-import sys
 
 from modelseal.scan.pickle import scan_pickle_stream
 
@@ -20,11 +19,9 @@ def test_one_input(data: bytes) -> None:
 
 
 def main() -> None:
-    import atheris
+    from _atheris import run
 
-    atheris.instrument_all()
-    atheris.Setup(sys.argv, test_one_input)
-    atheris.Fuzz()
+    run(test_one_input)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import sys
 
 from modelseal.formats import FormatError
 from modelseal.formats.protobuf import ProtoReader, walk
@@ -58,11 +57,9 @@ def test_one_input(data: bytes) -> None:
 
 
 def main() -> None:
-    import atheris
+    from _atheris import run
 
-    atheris.instrument_all()
-    atheris.Setup(sys.argv, test_one_input)
-    atheris.Fuzz()
+    run(test_one_input)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ yields more bytes than it declares; the zip scanner never raises on any input.
 from __future__ import annotations
 
 import io
-import sys
 from typing import BinaryIO
 
 from modelseal.formats import FormatError
@@ -53,11 +52,9 @@ def test_one_input(data: bytes) -> None:
 
 
 def main() -> None:
-    import atheris
+    from _atheris import run
 
-    atheris.instrument_all()
-    atheris.Setup(sys.argv, test_one_input)
-    atheris.Fuzz()
+    run(test_one_input)
 
 
 if __name__ == "__main__":

@@ -37,14 +37,7 @@ sys.path.insert(0, str(FUZZ))
 
 import fuzz_gguf  # noqa: E402
 
-CTX = ScanContext(
-    display="x",
-    name="x",
-    depth=0,
-    release_dir=None,
-    file_path=None,
-    scan_member=lambda s, n, name, ctx: [],
-)
+CTX = ScanContext.standalone("x")
 
 
 def scan(data: bytes) -> list[Finding]:

