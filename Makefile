@@ -8,7 +8,12 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check -q
 LINTED := src tests benchmarks fuzz scripts
 
-.PHONY: demo test lint typecheck pytest bench bench-scan fuzz clean
+.PHONY: demo test lint typecheck pytest testdata bench bench-scan fuzz clean
+
+# licence texts for the audit tests: the ScanCode licence database (CC-BY-4.0) inside this wheel;
+# the tests read it as a zip, nothing of it is installed or committed
+TESTDATA ?= .cache/testdata
+SCANCODE_WHEEL := $(TESTDATA)/scancode_toolkit_mini-32.5.0-cp311-none-any.whl
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,8 +40,14 @@ lint: $(VENV)/.dev-installed
 typecheck: $(VENV)/.dev-installed
 	$(VENV)/bin/mypy --strict src
 
-pytest: $(VENV)/.dev-installed
-	$(VENV)/bin/pytest
+$(SCANCODE_WHEEL): | $(VENV)/bin/python
+	mkdir -p $(TESTDATA)
+	$(PIP) download --no-deps --only-binary :all: --python-version 3.11 -d $(TESTDATA) 'scancode-toolkit-mini==32.5.0'
+
+testdata: $(SCANCODE_WHEEL)
+
+pytest: $(VENV)/.dev-installed testdata
+	MODELSEAL_TESTDATA=$(abspath $(TESTDATA)) $(VENV)/bin/pytest
 
 test: lint typecheck pytest
 
