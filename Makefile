@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check -q
 LINTED := src tests benchmarks fuzz scripts
 
-.PHONY: demo test lint typecheck pytest testdata bench bench-scan fuzz clean
+.PHONY: demo test lint typecheck pytest testdata browser bench bench-scan fuzz clean
 
 # licence texts for the audit tests: the ScanCode licence database (CC-BY-4.0) inside this wheel;
 # the tests read it as a zip, nothing of it is installed or committed
@@ -46,7 +46,16 @@ $(SCANCODE_WHEEL): | $(VENV)/bin/python
 
 testdata: $(SCANCODE_WHEEL)
 
-pytest: $(VENV)/.dev-installed testdata
+# headless Chromium for the HTML report check (Debian's package; playwright drives it, it never
+# downloads a browser). Best effort: without root or apt the browser tests skip with a reason.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	    if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	        (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	        || echo "make: could not install chromium; the browser tests will skip" >&2; \
+	    else echo "make: chromium not found (install Debian's chromium); the browser tests will skip" >&2; fi; }
+
+pytest: $(VENV)/.dev-installed testdata browser
 	MODELSEAL_TESTDATA=$(abspath $(TESTDATA)) $(VENV)/bin/pytest
 
 test: lint typecheck pytest
