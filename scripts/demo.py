@@ -71,8 +71,26 @@ def main() -> None:
         str(manifest),
         expect=1,
     )
-    print("\ndemo OK: manifest in demo-out/manifest.json, scan report in demo-out/scan.sarif",
-          flush=True)  # fmt: skip
+
+    step(
+        "audit: openness (OSAID, MOF), licence from its text, documentation", "audit", str(release)
+    )
+    step(
+        "the same audit as one self-contained HTML page, and as a CycloneDX 1.6 ML-BOM",
+        "audit", str(release), "--format", "html", "-o", str(OUT / "audit.html"),
+    )  # fmt: skip
+    step("", "audit", str(release), "--format", "cyclonedx", "-o", str(OUT / "audit.cdx.json"))
+    uncarded = OUT / "uncarded"
+    shutil.copytree(release, uncarded)
+    (uncarded / "README.md").unlink()
+    step("a copy without a model card: draft one from the audit", "card", "init", str(uncarded))
+    step("the draft is never overwritten without --force", "card", "init", str(uncarded), expect=2)
+    print(
+        "\ndemo OK: manifest in demo-out/manifest.json, scan report in demo-out/scan.sarif, "
+        "audit in demo-out/audit.html and demo-out/audit.cdx.json, draft card in "
+        "demo-out/uncarded/README.md",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

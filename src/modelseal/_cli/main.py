@@ -19,7 +19,7 @@ from typing import Any
 from modelseal._version import __version__
 from modelseal.errors import EXIT_INTERNAL, EXIT_USAGE, Error
 
-COMMAND_MODULES = ("hash", "scan")
+COMMAND_MODULES = ("hash", "scan", "audit", "card")
 
 
 def _formatter(prog: str) -> argparse.HelpFormatter:
