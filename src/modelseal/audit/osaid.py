@@ -100,7 +100,12 @@ def evaluate(facts: OsaidFacts) -> OsaidResult:
         summary = "parameters, code and data information are all available under open terms"
     else:
         verdict = OsaidVerdict.OPEN_WEIGHTS
-        missing = [c.rule for c in rest if c.status is not CheckStatus.MET]
+        missing = [
+            c.rule
+            for c in rest
+            if c.status is not CheckStatus.MET
+            and not (c.rule == "OSAID-DATA-3" and c.status is CheckStatus.NOT_DETERMINABLE)
+        ]
         summary = "parameters are open, but not everything else the definition requires: " + (
             ", ".join(missing)
         )
