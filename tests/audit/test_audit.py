@@ -428,3 +428,15 @@ def test_card_init_to_another_file(tmp_path: Path, cli: Callable[..., CliResult]
     assert cli("card", "init", copy, "-o", out).code == 0
     assert "all-MiniLM-L6-v2" in out.read_text()
     assert cli("card", "init", copy, "-o", out).code == 2  # exists
+
+
+def test_html_links_each_licence_restriction_to_its_citation(
+    tmp_path: Path, cli: Callable[..., CliResult]
+) -> None:
+    root = release(tmp_path, "cite", licence_text("llama-3.1-license-2024"), CARD_PERMISSIVE)
+    html = cli("audit", root, "--format", "html").out
+    assert 'href="#rule-LIC-R-MAU"' in html
+    row = html[html.index('id="rule-LIC-R-MAU"') :]
+    row = row[: row.index("</tr>")]
+    assert "The Open Source Definition" in row
+    assert "https://opensource.org/osd" in row

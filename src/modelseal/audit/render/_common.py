@@ -157,6 +157,14 @@ class _RuleAcc:
     used_by: list[str] = field(default_factory=list)
 
 
+def _licence_citation(rule: str) -> Citation | None:
+    """The first citation the licence rules give ``rule`` (LIC-R-*, LIC-ID-*), if any."""
+    from modelseal.audit.licence import rule_citations
+
+    found = rule_citations(rule)
+    return found[0] if found else None
+
+
 def rule_index(report: AuditReport) -> tuple[RuleRef, ...]:
     """Every rule id the report mentions, sorted, with the best title and citation known."""
     acc: dict[str, _RuleAcc] = {}
@@ -175,12 +183,17 @@ def rule_index(report: AuditReport) -> tuple[RuleRef, ...]:
     for check in report.osaid.checks:
         add(check.rule, check.title, check.citation, "OSAID check")
     if report.licence.rule:
-        add(report.licence.rule, f"Licence identified: {report.licence.name}", None, "licence")
+        add(
+            report.licence.rule,
+            f"Licence identified: {report.licence.name}",
+            _licence_citation(report.licence.rule),
+            "licence",
+        )
     for restriction in report.licence.restrictions:
         add(
             restriction.rule,
             f"{restriction.kind} restriction: {restriction.summary}",
-            None,
+            _licence_citation(restriction.rule),
             "licence restriction",
         )
     for doc in report.docs:
