@@ -187,20 +187,7 @@ def _score_mof(
         if c.present
     }
     if described is None:
-        release = mof_mod.MofRelease(
-            name="",
-            version="",
-            producer="",
-            type="",
-            architecture="",
-            repository="",
-            huggingface="",
-            date="",
-            global_licences={},
-            components=detected,
-            warnings=(),
-            source="release",
-        )
+        release = mof_mod.MofRelease.of_components(detected, "release")
     else:
         shown = os.fspath(mof_path) if mof_path is not None else "?"
         merged = dict(detected)

@@ -43,24 +43,9 @@ import yaml  # type: ignore[import-untyped, unused-ignore]
 from modelseal.audit.card import Card, Section, is_placeholder
 from modelseal.audit.model import Citation, DocItem, DocReport, DocStatus
 from modelseal.errors import Error, InputError
+from modelseal.release import classify
 
-FILE_KINDS = frozenset(
-    {
-        "weights",
-        "checkpoint",
-        "config",
-        "tokenizer",
-        "card",
-        "licence",
-        "code",
-        "data_card",
-        "dataset",
-        "eval_results",
-        "training_config",
-        "paper",
-        "other",
-    }
-)
+FILE_KINDS = frozenset(classify.KINDS)
 FACTS: Mapping[str, str] = {
     "param_count": "total number of parameters, counted from the weight-file headers",
     "licence_identified": "the release licence was identified from its text or its tag",

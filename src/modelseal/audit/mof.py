@@ -277,6 +277,11 @@ class MofRelease:
     warnings: tuple[str, ...]
     source: str
 
+    @classmethod
+    def of_components(cls, components: dict[int, MofListed], source: str) -> MofRelease:
+        """A description with nothing but ``components`` (no global licences, no metadata)."""
+        return cls("", "", "", "", "", "", "", "", {}, components, (), source)
+
 
 def load_mof(path: Path) -> MofRelease:
     """Read and parse the MOF description at ``path``."""
