@@ -136,6 +136,8 @@ def test_demo_release_is_open_weights_apache() -> None:
     assert report.params.by_dtype["F32"] > 0.99 * report.params.total  # + an I64 position_ids
     present = {c.mof_id for c in report.components if c.present}
     assert {9, 10, 13} <= present  # architecture (config + library), weights, model card
+    architecture = next(c for c in report.components if c.mof_id == 9)
+    assert architecture.evidence[0].source == "config.json"
     datasets = report.metadata.get("datasets")
     assert isinstance(datasets, list)
     assert len(datasets) > 10  # the card lists its training datasets
@@ -440,3 +442,90 @@ def test_html_links_each_licence_restriction_to_its_citation(
     row = row[: row.index("</tr>")]
     assert "The Open Source Definition" in row
     assert "https://opensource.org/osd" in row
+
+
+# --- inventory -------------------------------------------------------------------------------
+
+
+def test_code_and_weights_get_their_own_licences(tmp_path: Path) -> None:
+    """DeepSeek-style: LICENSE-CODE (MIT) for the code, LICENSE-MODEL for the weights."""
+    root = release(
+        tmp_path,
+        "split",
+        None,
+        CARD_PERMISSIVE.replace("license: apache-2.0", "license: other"),
+        {
+            "LICENSE-CODE": licence_text("mit"),
+            "LICENSE-MODEL": licence_text("deepseek-la-1.0"),
+            "inference.py": "def generate(): ...\n",
+            "modeling_tiny.py": "class Tiny: ...\n",
+        },
+    )
+    report = audit_release(root)
+    by_id = {c.mof_id: c for c in report.components}
+    assert by_id[8].licence == "MIT"
+    assert by_id[9].licence == "MIT"
+    assert by_id[10].licence not in (None, "MIT")
+    assert report.licence.source is not None
+    assert report.licence.source.source == "LICENSE-MODEL"
+    assert report.osaid.verdict is OsaidVerdict.RESTRICTED_WEIGHTS
+    checks = {c.rule: c.status for c in report.osaid.checks}
+    assert checks["OSAID-CODE-1"] is CheckStatus.MET  # the code itself is MIT
+
+
+def test_links_and_metadata_in_the_card_become_external_components(tmp_path: Path) -> None:
+    card = """---
+license: apache-2.0
+library_name: transformers
+tags: [arxiv:2402.00838]
+model-index:
+- name: tiny
+  results:
+  - task: {type: text-generation}
+    dataset: {name: HellaSwag, type: hellaswag}
+    metrics: [{type: acc, value: 0.5}]
+---
+# tiny
+
+- **Repository:** https://github.com/example-org/tiny-training
+- **Paper:** https://arxiv.org/abs/2401.00001 (technical report)
+
+Intermediate checkpoints are available as revisions step1000 … step100000.
+"""
+    root = release(tmp_path, "links", licence_text("apache-2.0"), card)
+    by_id = {c.mof_id: c for c in audit_release(root).components}
+    assert by_id[21].present  # arxiv tag
+    assert by_id[21].licence is None  # published elsewhere: licence unknown offline
+    assert by_id[11].present  # the technical report link
+    assert by_id[12].present  # model-index
+    assert by_id[19].present  # HellaSwag
+    assert "HellaSwag" in by_id[19].detail
+    assert by_id[7].present  # training code repository linked
+    assert by_id[7].licence_source == "external"
+    assert by_id[24].present  # intermediate checkpoints described
+    assert not by_id[16].present
+
+
+def test_shipped_files_become_components(tmp_path: Path) -> None:
+    root = release(
+        tmp_path,
+        "files",
+        licence_text("apache-2.0"),
+        CARD_PERMISSIVE,
+        {
+            "checkpoints/step-100/placeholder.txt": "",
+            "eval/run_eval.py": "print('eval')\n",
+            ".eval_results/hellaswag.yaml": "dataset: {id: hellaswag}\nvalue: 0.5\n",
+            "technical_report.pdf": "%PDF-1.4\n",
+            "data/train.jsonl": '{"text": "hello"}\n',
+            "requirements.txt": "torch\n",
+            "trainer_state.json": "{}\n",
+        },
+    )
+    save_file({"w": np.zeros(4, np.float32)}, str(root / "checkpoints/step-100/model.safetensors"))
+    report = audit_release(root)
+    by_id = {c.mof_id: c for c in report.components}
+    for cid in (24, 18, 12, 11, 15, 22, 17):
+        assert by_id[cid].present, by_id[cid].name
+        assert by_id[cid].licence == "Apache-2.0", by_id[cid].name
+    assert report.params.total == 576  # the checkpoint is not counted as the final weights

@@ -124,7 +124,8 @@ def inventory(
     if arch_code:
         add(9, licences.code, lic_src, ev(arch_code), summary(arch_code))
     else:
-        config = next((p for p in files.get("config", ()) if p.endswith("config.json")), None)
+        configs = [p for p in files.get("config", ()) if p.endswith("config.json")]
+        config = "config.json" if "config.json" in configs else next(iter(configs), None)
         library = metadata.get("library_name")
         if config is not None and library:
             add(
