@@ -113,11 +113,12 @@ def test_pack_item_lists_follow_their_standards() -> None:
     assert by_id["ca-ab2013"].items[0].confidence == "primary"
 
 
-def test_secondary_wording_is_said_in_the_citation() -> None:
+def test_secondary_wording_is_said_on_each_item() -> None:
     rep = report(DocContext(None), "eu-ai-act-annex-xii")
-    assert all("secondary source" in i.citation.provision for i in rep.items)  # type: ignore[union-attr]
+    assert {i.confidence for i in rep.items} == {"secondary"}
+    assert all(i.to_dict()["confidence"] == "secondary" for i in rep.items)
     rep = report(DocContext(None), "eu-ai-act-annex-xi")
-    assert not any("secondary" in i.citation.provision for i in rep.items)  # type: ignore[union-attr]
+    assert {i.confidence for i in rep.items} == {"primary"}
 
 
 def test_unknown_pack_id_is_an_input_error() -> None:
@@ -172,7 +173,7 @@ def test_the_demo_model_card() -> None:
     assert training.excerpt.startswith("We use the concatenation")
     assert item(hf, "HF-META-datasets").found_in == "metadata.datasets"
     assert item(xi, "EU-AIA-XI-1-1-d").found_in.startswith("architecture: file: config.json")
-    assert item(xi, "EU-AIA-XI-1-2-e").excerpt.startswith("the release does not state")
+    assert item(xi, "EU-AIA-XI-1-2-e").reason.startswith("the release does not state")
 
 
 # --- template versus filled card -----------------------------------------------------------
@@ -242,7 +243,7 @@ def test_not_determinable_unless_the_card_says_it() -> None:
     silent = ctx_of("# M\nA model.\n")
     energy = item(report(silent, "eu-ai-act-annex-xi"), "EU-AIA-XI-1-2-e")
     assert energy.status == DocStatus.NOT_DETERMINABLE
-    assert "energy" in energy.excerpt
+    assert "energy" in energy.reason
     said = ctx_of("# M\n## Environmental Impact\nTraining used 1,200 MWh of electricity.\n")
     energy = item(report(said, "eu-ai-act-annex-xi"), "EU-AIA-XI-1-2-e")
     assert energy.status == DocStatus.PRESENT
@@ -255,7 +256,7 @@ def test_all_of_needs_every_part() -> None:
     d = item(report(arch_only, "eu-ai-act-annex-xi"), "EU-AIA-XI-1-1-d")
     assert d.status == DocStatus.MISSING
     assert d.found_in == "architecture: file: config.json"
-    assert d.excerpt.startswith("not found: number of parameters")
+    assert d.reason.startswith("not found: number of parameters")
     both = ctx_of("# M\nA 7B parameters model.\n", files={"config": ["config.json"]})
     assert status(both, "eu-ai-act-annex-xi", "EU-AIA-XI-1-1-d") == DocStatus.PRESENT
     counted = ctx_of("# M\n", files={"config": ["config.json"]}, facts={"param_count": 7})

@@ -306,33 +306,44 @@ def evaluate_pack(ctx: DocContext, pack: DocPack) -> DocReport:
 
 def _item(rule: DocRule, looker: _Looker) -> DocItem:
     citation = rule.citation
-    if rule.confidence != "primary":
-        citation = Citation(
-            citation.doc, f"{citation.provision} (wording from a secondary source)", citation.url
-        )
+    confidence = rule.confidence
     if rule.parts:
         outcomes = [(part.title, _best(looker, part.evidence)) for part in rule.parts]
         status = _combine([hit.status if hit else DocStatus.MISSING for _, hit in outcomes])
         found = "; ".join(f"{t}: {hit.found_in}" for t, hit in outcomes if hit)
         lacking = [t for t, hit in outcomes if hit is None or hit.status != DocStatus.PRESENT]
         excerpt = " | ".join(hit.excerpt for _, hit in outcomes if hit and hit.excerpt)
-        if lacking and status != DocStatus.PRESENT:
-            excerpt = f"not found: {', '.join(lacking)}" + (f" | {excerpt}" if excerpt else "")
+        reason = (
+            f"not found: {', '.join(lacking)}" if lacking and status != DocStatus.PRESENT else ""
+        )
         if not found:
             return _absent(rule, citation)
         if status == DocStatus.MISSING and rule.not_determinable:
-            status, excerpt = DocStatus.NOT_DETERMINABLE, f"{excerpt} | {rule.reason}"
-        return DocItem(rule.id, rule.title, status, found, _cut(excerpt), citation)
+            status, reason = DocStatus.NOT_DETERMINABLE, f"{reason}; {rule.reason}".lstrip("; ")
+        return DocItem(
+            rule.id, rule.title, status, found, _cut(excerpt), citation, _cut(reason), confidence
+        )
     best = _best(looker, rule.evidence)
     if best is None:
         return _absent(rule, citation)
-    return DocItem(rule.id, rule.title, best.status, best.found_in, best.excerpt, citation)
+    return DocItem(
+        rule.id, rule.title, best.status, best.found_in, best.excerpt, citation, "", confidence
+    )
 
 
 def _absent(rule: DocRule, citation: Citation) -> DocItem:
     if rule.not_determinable:
-        return DocItem(rule.id, rule.title, DocStatus.NOT_DETERMINABLE, "", rule.reason, citation)
-    return DocItem(rule.id, rule.title, DocStatus.MISSING, "", "", citation)
+        return DocItem(
+            rule.id,
+            rule.title,
+            DocStatus.NOT_DETERMINABLE,
+            "",
+            "",
+            citation,
+            rule.reason,
+            rule.confidence,
+        )
+    return DocItem(rule.id, rule.title, DocStatus.MISSING, "", "", citation, "", rule.confidence)
 
 
 def _combine(statuses: list[DocStatus]) -> DocStatus:

@@ -302,6 +302,8 @@ class DocItem:
     found_in: str = ""  # "README.md > Training Details > Training Data", "metadata.datasets"
     excerpt: str = ""
     citation: Citation | None = None
+    reason: str = ""  # why an item is missing in part or not determinable
+    confidence: str = "primary"  # "secondary": the rule's wording comes from a secondary source
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -310,6 +312,8 @@ class DocItem:
             "status": str(self.status),
             "found_in": self.found_in,
             "excerpt": self.excerpt,
+            "reason": self.reason,
+            "confidence": self.confidence,
             "citation": self.citation.to_dict() if self.citation else None,
         }
 

@@ -189,8 +189,9 @@ def to_markdown(report: AuditReport) -> str:
                     _md_rule(i.rule),
                     e(i.title),
                     e(DOC_LABELS[i.status]),
-                    e(i.found_in) or "—",
-                    md_citation(i.citation),
+                    e("; ".join(x for x in (i.found_in, i.reason) if x)) or "—",
+                    md_citation(i.citation)
+                    + (" (wording from a secondary source)" if i.confidence == "secondary" else ""),
                 )
                 for i in doc.items
             ),
