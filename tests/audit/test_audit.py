@@ -529,3 +529,39 @@ def test_shipped_files_become_components(tmp_path: Path) -> None:
         assert by_id[cid].present, by_id[cid].name
         assert by_id[cid].licence == "Apache-2.0", by_id[cid].name
     assert report.params.total == 576  # the checkpoint is not counted as the final weights
+
+
+def test_mof_facts_reach_the_osaid_verdict(tmp_path: Path) -> None:
+    """Training and data-processing code published elsewhere under MIT, named in --mof."""
+    card = CARD_PERMISSIVE.replace("language: [en]", "language: [en]\ndatasets: [wikipedia]")
+    root = release(
+        tmp_path,
+        "mofosaid",
+        licence_text("apache-2.0"),
+        card,
+        {"DATA_CARD.md": DATA_CARD, "modeling_tiny.py": "class Tiny: ...\n"},
+    )
+    assert audit_release(root).osaid.verdict is OsaidVerdict.OPEN_WEIGHTS
+    described = tmp_path / "code.yml"
+    described.write_text(
+        yaml.safe_dump(
+            {
+                "release": {
+                    "name": "tiny",
+                    "producer": "us",
+                    "license": {"code": {"name": "MIT"}},
+                    "components": [
+                        {"name": "Training code", "component_path": "https://example.org/train"},
+                        {"name": "Data preprocessing code"},
+                    ],
+                }
+            }
+        )
+    )
+    report = audit_release(root, mof=described)
+    by_id = {c.mof_id: c for c in report.components}
+    assert by_id[7].present
+    assert by_id[7].licence == "MIT"
+    assert by_id[7].licence_source == f"mof:{described} (global:code)"
+    assert by_id[7].evidence[0].excerpt == "https://example.org/train"
+    assert report.osaid.verdict is OsaidVerdict.OPEN_SOURCE_AI

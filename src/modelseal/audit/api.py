@@ -109,6 +109,9 @@ def audit_release(
     step("taking inventory")
     components = inventory(files, roles, card, data_docs, metadata, component_licences)
 
+    if mof_release is not None:
+        components = _with_mof_facts(components, mof_release, os.fspath(mof or ""))
+
     step("counting parameters from the weight headers")
     params, param_findings = count_parameters(root_path, files.get("weights", []))
     findings.extend(param_findings)
@@ -198,6 +201,34 @@ def _score_mof(
             source=f"release + mof:{shown}" if detected else f"mof:{shown}",
         )
     return mof_mod.score(release)
+
+
+def _with_mof_facts(
+    components: Mapping[int, Component], described: Any, shown: str
+) -> dict[int, Component]:
+    """``components`` with the facts a MOF description gives: a listed component is present,
+    under the licence the description resolves for it (its own, else a global one)."""
+    from modelseal.audit import mof as mof_mod
+
+    judged = {c.mof_id: c for c in mof_mod.score(described).components}
+    merged = dict(components)
+    for cid, listed in described.components.items():
+        result = judged.get(cid)
+        spec = mof_mod.component_spec(cid)
+        if result is None or spec is None or result.status == "missing":
+            continue
+        origin = mof_mod.resolve_licence(described, spec)[1]
+        where = listed.component_path or listed.description
+        merged[cid] = Component(
+            cid,
+            result.name,
+            True,
+            result.licence,
+            f"mof:{shown}" + (f" ({origin})" if origin else ""),
+            (Evidence(f"mof:{shown}", listed.name, where[:200]),),
+            listed.description[:200] or "listed in the MOF description",
+        )
+    return merged
 
 
 def _release_name(root: Path, metadata: Mapping[str, Any], card: Any, described: Any) -> str:
