@@ -19,7 +19,18 @@ from typing import Any
 from modelseal._version import __version__
 from modelseal.errors import EXIT_INTERNAL, EXIT_USAGE, Error
 
-COMMAND_MODULES = ("hash", "scan", "audit", "card")
+COMMAND_MODULES = (
+    "init",
+    "hash",
+    "scan",
+    "audit",
+    "card",
+    "certify",
+    "verify",
+    "revoke",
+    "sign",
+    "log",
+)
 
 
 def _formatter(prog: str) -> argparse.HelpFormatter:
