@@ -5,12 +5,31 @@ Every error the library raises on purpose derives from :class:`Error`; the CLI p
 :attr:`~Error.exit_code`::
 
     Error                       exit 3  (internal: a bug or an environment problem)
+    ├── StoreError                      (tlog: the log database failed)
+    ├── LogClientError                  (tlog: the log server could not be reached)
     ├── InputError              exit 2  (the caller asked for something impossible)
     │   ├── UnsafePathError             (symlink escaping the release, device file, FIFO, "..")
     │   ├── ManifestError               (a manifest file that cannot be parsed or is inconsistent)
-    │   └── ReleaseError                (a release directory that cannot be read)
+    │   ├── ReleaseError                (a release directory that cannot be read)
+    │   ├── AlreadyInitialised          (ca.home: `modelseal init` never overwrites keys)
+    │   ├── CertifyRefused              (seal: a dangerous or malformed file in the release)
+    │   ├── SequencerBusyError          (tlog: another sequencer holds the log)
+    │   ├── NotFoundError               (tlog: no such entry, size or proof)
+    │   ├── LogRejectedError            (tlog: the log server refused a submission)
+    │   └── UnauthorizedError           (tlog server: a submission not signed by a submitter)
     └── VerificationError       exit 1  (the bytes are not what they claim to be)
-        └── ManifestMismatch            (files modified, added, removed or renamed)
+        ├── ManifestMismatch            (files modified, added, removed or renamed)
+        ├── SignatureError              (attest: a signature does not verify)
+        ├── EnvelopeError               (attest: a malformed DSSE envelope)
+        ├── StatementError              (attest: not an in-toto Statement v1)
+        ├── OmsBundleError              (attest: a malformed OpenSSF model-signing bundle)
+        ├── ChainError                  (ca: no valid chain to a trusted root)
+        ├── RevocationListError         (ca: a revocation list that is invalid or expired)
+        ├── RevokedError                (ca: the seal serial is revoked)
+        ├── ProofError                  (tlog: a Merkle proof does not verify)
+        ├── NoteError                   (tlog: a note, checkpoint or cosignature that fails)
+        ├── ForkError                   (tlog: two checkpoints that cannot both be true)
+        └── LogResponseError            (tlog: a log server answer that does not parse)
 
 A tampered model is never a ``ValueError``: it is a :class:`VerificationError`, with its own exit
 code, so scripts can tell "bad argument" from "bad bytes".

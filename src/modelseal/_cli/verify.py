@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -48,6 +47,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def run(args: argparse.Namespace) -> int:
+    import json
+
     root = Path(args.directory)
     if not root.is_dir():
         raise InputError(f"not a directory: {args.directory}")
@@ -87,6 +88,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _model_signing(args: argparse.Namespace, root: Path) -> int:
+    import json
+
     from modelseal.attest.model_signing import verify_oms_bundle
     from modelseal.attest.signers import load_public_key
 
