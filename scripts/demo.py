@@ -8,6 +8,7 @@ Each step runs the real ``modelseal`` command and checks its exit code.
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
 import subprocess
 import sys
@@ -85,10 +86,34 @@ def main() -> None:
     (uncarded / "README.md").unlink()
     step("a copy without a model card: draft one from the audit", "card", "init", str(uncarded))
     step("the draft is never overwritten without --force", "card", "init", str(uncarded), expect=2)
+
+    # seals: a throw-away CA, log and trust store in demo-out/home (never the real ~/.modelseal)
+    os.environ["MODELSEAL_HOME"] = str(OUT / "home")
+    os.environ.setdefault("MODELSEAL_PASSPHRASE", "demo passphrase, not a secret")
+    step("create a root CA, issuing certificate, log key, log and trust store", "init")
+    bundle = OUT / "minilm.seal.json"
+    step(
+        "certify: hash, scan, audit, sign the seal, log it, write the bundle",
+        "certify", str(release), "-o", str(bundle),
+    )  # fmt: skip
+    trust = str(OUT / "home" / "trust")
+    step(
+        "verify offline against the trust store",
+        "verify",
+        str(release),
+        "--bundle",
+        str(bundle),
+        "--trust",
+        trust,
+    )
+    step(
+        "the tampered copy fails verification, naming every difference",
+        "verify", str(tampered), "--bundle", str(bundle), "--trust", trust, expect=1,
+    )  # fmt: skip
     print(
         "\ndemo OK: manifest in demo-out/manifest.json, scan report in demo-out/scan.sarif, "
         "audit in demo-out/audit.html and demo-out/audit.cdx.json, draft card in "
-        "demo-out/uncarded/README.md",
+        "demo-out/uncarded/README.md, seal bundle in demo-out/minilm.seal.json",
         flush=True,
     )
 
