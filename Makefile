@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check -q
 LINTED := src tests benchmarks fuzz scripts
 
-.PHONY: demo test lint typecheck pytest testdata browser bench bench-scan fuzz clean
+.PHONY: demo test lint typecheck pytest testdata browser bench bench-scan bench-log bench-verify fuzz clean
 
 # licence texts for the audit tests: the ScanCode licence database (CC-BY-4.0) inside this wheel;
 # the tests read it as a zip, nothing of it is installed or committed
@@ -70,6 +70,14 @@ bench: $(VENV)/.bench-installed
 # the scanner benchmark: builds its own venv of the anchors (picklescan, modelscan, fickling)
 bench-scan: $(VENV)/.dev-installed
 	$(PY) benchmarks/bench_scan.py
+
+# the transparency log (SQLite and the local PostgreSQL; builds a 1M-leaf log once in /tmp)
+bench-log: $(VENV)/.dev-installed
+	$(PY) benchmarks/bench_log.py
+
+# modelseal verify of a full seal vs model_signing verify key, 1 GB release
+bench-verify: $(VENV)/.dev-installed
+	$(PY) benchmarks/bench_verify.py
 
 $(VENV)/.fuzz-installed: pyproject.toml | $(VENV)/bin/python
 	$(PIP) install -e '.[dev,fuzz]'
