@@ -328,3 +328,38 @@ def test_sign_model_signing_verifies_with_the_real_cli(world: World) -> None:
         world.cli("verify", world.release, "--model-signing-sig", sig, "--public-key", pub).code
         == 1
     )
+
+
+def test_witness_threshold(world: World, tmp_path: Path) -> None:
+    """A trust policy of 1-of-1 witnesses: the bare checkpoint fails, a cosigned one passes."""
+    import time
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from modelseal.ca.truststore import load_trust, save_trust
+    from modelseal.tlog.note import Cosigner, add_signatures, parse_note
+
+    witness = Cosigner("witness.example", Ed25519PrivateKey.generate())
+    mine = load_trust(world.trust)
+    policy = tmp_path / "policy-trust"
+    save_trust(policy, type(mine)(mine.roots, mine.log_vkeys, (witness.vkey,), 1))
+
+    def verify(bundle: Path) -> dict:
+        result = world.cli("verify", world.release, "--bundle", bundle, "--trust", policy, "--json")
+        return json.loads(result.out)
+
+    problems = failed(verify(world.bundle))
+    assert set(problems) == {"log"}
+    assert "0 trusted witness cosignature(s), the policy needs 1" in problems["log"]
+    doc = world.bundle_doc()
+    text, _ = parse_note(doc["tlog"]["checkpoint"])
+    line = witness.cosign(text, int(time.time()))
+    doc["tlog"]["checkpoint"] = add_signatures(doc["tlog"]["checkpoint"], [line])
+    assert verify(world.write_bundle(doc, "cosigned.seal.json"))["valid"]
+    # a cosignature by another witness does not count
+    stranger = Cosigner("witness.example", Ed25519PrivateKey.generate())
+    doc = world.bundle_doc()
+    doc["tlog"]["checkpoint"] = add_signatures(
+        doc["tlog"]["checkpoint"], [stranger.cosign(text, int(time.time()))]
+    )
+    assert set(failed(verify(world.write_bundle(doc, "stranger.seal.json")))) == {"log"}
