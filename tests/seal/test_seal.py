@@ -363,3 +363,11 @@ def test_witness_threshold(world: World, tmp_path: Path) -> None:
         doc["tlog"]["checkpoint"], [stranger.cosign(text, int(time.time()))]
     )
     assert set(failed(verify(world.write_bundle(doc, "stranger.seal.json")))) == {"log"}
+
+
+def test_garbage_certificate_in_the_bundle_is_a_clean_failure(world: World) -> None:
+    doc = world.bundle_doc()
+    doc["chain"][0] = doc["chain"][0].replace("MII", "MIJ", 1)
+    problems = failed(world.verify(bundle=world.write_bundle(doc)))
+    assert "chain" in problems
+    assert "cannot be read" in problems["chain"]

@@ -77,8 +77,6 @@ def verify_seal(
     progress: ProgressHook | None = None,
 ) -> VerifyResult:
     """Verify ``bundle`` for the release at ``root`` against ``trust`` (a TrustStore)."""
-    from cryptography import x509
-
     from modelseal.attest.dsse import Envelope, verify_envelope
     from modelseal.attest.statement import canonical_json, parse_statement
     from modelseal.seal import predicate as p
@@ -89,10 +87,12 @@ def verify_seal(
 
     at = at or datetime.now(UTC)
     result = VerifyResult()
-    try:
-        chain = [x509.load_pem_x509_certificate(pem.encode()) for pem in bundle.chain]
-    except ValueError as exc:
-        result.add("chain", False, f"the bundle's certificate chain cannot be read: {exc}")
+    from modelseal.ca.authority import certificates_from_pem
+
+    try:  # parsed in full: the bundle is untrusted input, and cryptography parses lazily
+        chain = [c for pem in bundle.chain for c in certificates_from_pem(pem.encode())]
+    except Error as exc:
+        result.add("chain", False, f"the bundle's certificate chain cannot be read: {exc.message}")
         return result
     issuing = chain[0]
 
