@@ -371,3 +371,38 @@ def test_garbage_certificate_in_the_bundle_is_a_clean_failure(world: World) -> N
     problems = failed(world.verify(bundle=world.write_bundle(doc)))
     assert "chain" in problems
     assert "cannot be read" in problems["chain"]
+
+
+def test_log_monitor_cli_alarms_on_a_fork(tmp_path: Path, cli: Callable[..., CliResult]) -> None:
+    """Two logs with one key and origin but different entries: the monitor exits 1."""
+    from modelseal.ca.truststore import TrustStore, save_trust
+    from modelseal.tlog.log import Log
+    from modelseal.tlog.note import NoteSigner, generate_vkey_pair
+    from modelseal.tlog.server import create_app
+    from modelseal.tlog.store import open_store
+    from tests.tlog.test_server import serving
+
+    key, vkey = generate_vkey_pair("fork.example/log")
+    trust = tmp_path / "trust"
+    save_trust(trust, TrustStore((), (vkey,), (), 0))
+    state = tmp_path / "monitor.json"
+    for name, entries in (("a", [b"one", b"two"]), ("b", [b"one", b"TWO"])):
+        log = Log(
+            open_store(f"sqlite:///{tmp_path / name}.db"),
+            "fork.example/log",
+            NoteSigner("fork.example/log", key),
+        )
+        try:
+            log.append(entries)
+            with serving(create_app(log, [])) as url:
+                result = cli(
+                    "log", "monitor", url, "--trust", trust, "--state", state, "--count", "1"
+                )
+        finally:
+            log.close()
+        if name == "a":
+            assert result.code == 0, result.err
+            assert "2 entries, consistent" in result.out
+        else:
+            assert result.code == 1
+            assert "ALARM" in result.err
