@@ -406,3 +406,51 @@ def test_log_monitor_cli_alarms_on_a_fork(tmp_path: Path, cli: Callable[..., Cli
         else:
             assert result.code == 1
             assert "ALARM" in result.err
+
+
+def test_log_witness_cli_cosigns_and_the_log_serves_it(
+    tmp_path: Path, cli: Callable[..., CliResult]
+) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from modelseal.ca.truststore import TrustStore, save_trust
+    from modelseal.tlog.client import LogClient
+    from modelseal.tlog.log import Log
+    from modelseal.tlog.note import Cosigner, NoteSigner, generate_vkey_pair
+    from modelseal.tlog.server import create_app
+    from modelseal.tlog.store import open_store
+    from tests.tlog.test_server import serving
+
+    key, vkey = generate_vkey_pair("w.example/log")
+    trust = tmp_path / "trust"
+    save_trust(trust, TrustStore((), (vkey,), (), 0))
+    witness_key = Ed25519PrivateKey.generate()
+    pem = tmp_path / "witness.pem"
+    pem.write_bytes(
+        witness_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    witness = Cosigner("witness.example", witness_key)
+    log = Log(
+        open_store(f"sqlite:///{tmp_path / 'w.db'}"),
+        "w.example/log",
+        NoteSigner("w.example/log", key),
+        witnesses=[witness.verifier()],
+    )
+    try:
+        log.append([b"a", b"b", b"c"])
+        with serving(create_app(log, [])) as url:
+            result = cli(
+                "log", "witness", url, "--key", pem, "--name", "witness.example",
+                "--trust", trust, "--state", tmp_path / "w.json",
+            )  # fmt: skip
+            assert result.code == 0, result.err
+            served = LogClient(url).checkpoint()
+    finally:
+        log.close()
+    assert result.out.strip() in served
+    assert result.out.startswith("\u2014 witness.example ")
