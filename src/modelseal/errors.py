@@ -7,6 +7,8 @@ Every error the library raises on purpose derives from :class:`Error`; the CLI p
     Error                       exit 3  (internal: a bug or an environment problem)
     ├── StoreError                      (tlog: the log database failed)
     ├── LogClientError                  (tlog: the log server could not be reached)
+    ├── GatewayError                    (gateway: cannot serve, e.g. the model failed its checks)
+    ├── UpstreamError                   (gateway: the upstream model server failed or timed out)
     ├── InputError              exit 2  (the caller asked for something impossible)
     │   ├── UnsafePathError             (symlink escaping the release, device file, FIFO, "..")
     │   ├── ManifestError               (a manifest file that cannot be parsed or is inconsistent)
@@ -16,7 +18,9 @@ Every error the library raises on purpose derives from :class:`Error`; the CLI p
     │   ├── SequencerBusyError          (tlog: another sequencer holds the log)
     │   ├── NotFoundError               (tlog: no such entry, size or proof)
     │   ├── LogRejectedError            (tlog: the log server refused a submission)
-    │   └── UnauthorizedError           (tlog server: a submission not signed by a submitter)
+    │   ├── UnauthorizedError           (tlog server: a submission not signed by a submitter)
+    │   ├── ConfigError                 (gateway: a configuration file that cannot be used)
+    │   └── PolicyViolation             (gateway: a request parameter the key's policy refuses)
     └── VerificationError       exit 1  (the bytes are not what they claim to be)
         ├── ManifestMismatch            (files modified, added, removed or renamed)
         ├── SignatureError              (attest: a signature does not verify)
@@ -29,7 +33,9 @@ Every error the library raises on purpose derives from :class:`Error`; the CLI p
         ├── ProofError                  (tlog: a Merkle proof does not verify)
         ├── NoteError                   (tlog: a note, checkpoint or cosignature that fails)
         ├── ForkError                   (tlog: two checkpoints that cannot both be true)
-        └── LogResponseError            (tlog: a log server answer that does not parse)
+        ├── LogResponseError            (tlog: a log server answer that does not parse)
+        ├── ReceiptError                (gateway: a receipt whose signature or digests fail)
+        └── AuditChainError             (gateway: an audit log whose hash chain is broken)
 
 A tampered model is never a ``ValueError``: it is a :class:`VerificationError`, with its own exit
 code, so scripts can tell "bad argument" from "bad bytes".
@@ -110,3 +116,38 @@ class ManifestMismatch(VerificationError):
             f"{subject} does not match its manifest: "
             f"{len(self.differences)} difference(s)\n{listed}"
         )
+
+
+class GatewayError(Error):
+    """The gateway cannot serve (its model failed a check, or it cannot start)."""
+
+
+class UpstreamError(Error):
+    """The upstream model server failed, refused or timed out.
+
+    ``status`` is the HTTP status the gateway answers with (502 or 504).
+    """
+
+    def __init__(self, message: str, *, status: int = 502, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.status = status
+
+
+class ConfigError(InputError):
+    """A gateway configuration that cannot be used (names the key at fault)."""
+
+
+class PolicyViolation(InputError):
+    """A request parameter that the API key's policy refuses; ``param`` names it."""
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
+
+
+class ReceiptError(VerificationError):
+    """A gateway receipt whose signature, format or digests do not verify."""
+
+
+class AuditChainError(VerificationError):
+    """A gateway audit log whose hash chain is broken or whose rows were altered."""

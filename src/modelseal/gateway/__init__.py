@@ -1,0 +1,1 @@
+"""The guarded gateway: an OpenAI-compatible proxy that serves only a verified model."""
