@@ -30,6 +30,8 @@ COMMAND_MODULES = (
     "revoke",
     "sign",
     "log",
+    "gateway",
+    "receipt",
 )
 
 
