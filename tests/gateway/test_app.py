@@ -435,3 +435,98 @@ async def test_bad_requests_get_openai_errors(
         for response in (not_json, no_messages):
             assert set(response.json()["error"]) >= {"message", "type", "param", "code"}
     assert fake.requests == []
+
+
+async def test_every_choice_of_a_stream_is_guarded(
+    sealed_module: Sealed, fake: FakeUpstream, tmp_path: Path
+) -> None:
+    gateway = make_gateway(sealed_module, fake, tmp_path)
+    fake.reply = "two choices, one stream, checked separately " * 2
+    async with running(gateway) as client:
+        response = await client.post("/v1/chat/completions", json=chat(stream=True, n=2))
+    events, comments = stream_events(response.content)
+    texts: dict[int, str] = {0: "", 1: ""}
+    for event in events:
+        if isinstance(event, dict):
+            for choice in event["choices"]:
+                texts[choice["index"]] += choice["delta"].get("content") or ""
+    assert texts == {0: fake.reply, 1: fake.reply}
+    claims = claims_of(gateway, comments[-1].removeprefix("modelseal-receipt "))
+    assert claims["response"] == sha((fake.reply * 2).encode())
+
+
+async def test_scheduled_recheck_stops_serving_a_tampered_release(
+    sealed: Sealed, fake: FakeUpstream, tmp_path: Path
+) -> None:
+    import anyio
+
+    gateway = make_gateway(sealed, fake, tmp_path, {"checks": {"interval_s": 1}})
+    async with running(gateway) as client:
+        assert (await client.post("/v1/chat/completions", json=chat())).status_code == 200
+        (sealed.release / "model.safetensors").write_bytes(b"not the sealed weights")
+        with anyio.fail_after(15):
+            while gateway.identity.status.serving:
+                await anyio.sleep(0.1)
+        refused = await client.post("/v1/chat/completions", json=chat())
+    assert refused.status_code == 503
+    assert "model.safetensors" in refused.json()["error"]["message"]
+
+
+async def test_token_limits_charge_the_real_usage(
+    sealed_module: Sealed, fake: FakeUpstream, tmp_path: Path
+) -> None:
+    config = {"auth": {"keys": [{"id": "t", "hash": hash_key(ALICE), "tokens_per_minute": 30}]}}
+    gateway = make_gateway(sealed_module, fake, tmp_path, config)
+    headers = {"authorization": f"Bearer {ALICE}"}
+    async with running(gateway) as client:
+        codes = []
+        for _ in range(4):  # each answer costs 7 prompt + 5 completion tokens (the fake's usage)
+            response = await client.post("/v1/chat/completions", json=chat(), headers=headers)
+            codes.append(response.status_code)
+    assert codes[:2] == [200, 200]
+    assert 429 in codes[2:]
+    assert gateway.metrics.snapshot()["rate_limited"]["total"] >= 1
+
+
+async def test_redis_down_refuses_instead_of_serving_uncounted(
+    sealed_module: Sealed, fake: FakeUpstream, tmp_path: Path
+) -> None:
+    config = {"auth": {"keys": [{"id": "r", "hash": hash_key(ALICE), "requests_per_minute": 5}]}}
+    gateway = make_gateway(sealed_module, fake, tmp_path, config, redis_url="redis://127.0.0.1:1/0")
+    async with running(gateway) as client:
+        response = await client.post(
+            "/v1/chat/completions", json=chat(), headers={"authorization": f"Bearer {ALICE}"}
+        )
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "limits_unavailable"
+    assert fake.requests == []
+
+
+async def test_receipt_cli_recomputes_the_digests(
+    sealed_module: Sealed, fake: FakeUpstream, tmp_path: Path
+) -> None:
+    from modelseal._cli.main import main
+
+    gateway = make_gateway(sealed_module, fake, tmp_path)
+    request = json.dumps(chat("a question")).encode()
+    async with running(gateway) as client:
+        response = await client.post("/v1/chat/completions", content=request)
+        key = (await client.get("/v1/receipts/key")).content
+    files = {
+        "receipt": response.headers["x-modelseal-receipt"].encode(),
+        "key.pem": key,
+        "request.json": request,
+        "answer.txt": fake.reply.encode(),
+        "other.txt": b"a different answer",
+    }
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    base = ["receipt", "verify", str(tmp_path / "receipt"), "--key", str(tmp_path / "key.pem")]
+    good = [*base, "--request", str(tmp_path / "request.json")]
+    assert main([*good, "--response-text", str(tmp_path / "answer.txt")]) == 0
+    assert main([*good, "--response-text", str(tmp_path / "other.txt")]) == 1
+    token = files["receipt"].decode()
+    head, payload, signature = token.split(".")
+    flipped = payload[:10] + ("A" if payload[10] != "A" else "B") + payload[11:]
+    (tmp_path / "receipt").write_text(f"{head}.{flipped}.{signature}")
+    assert main(base) == 1

@@ -280,3 +280,48 @@ def test_two_gateway_processes_share_one_limit_in_redis(
                     proc.wait(10)
                 except subprocess.TimeoutExpired:
                     proc.kill()
+
+
+def test_upstream_breaking_mid_stream_ends_with_an_error_event(
+    sealed_module: Sealed, fake: FakeUpstream, tmp_path: Path
+) -> None:
+    fake.reply = "this answer is cut off by a crashing upstream after a few deltas"
+    fake.break_after = 4
+    with stack(sealed_module, fake, tmp_path) as (url, _):
+        body = {
+            "model": "tiny-gateway",
+            "messages": [{"role": "user", "content": "x"}],
+            "stream": True,
+        }
+        response = httpx.post(f"{url}/v1/chat/completions", json=body, timeout=10)
+        lines = [line for line in response.text.split("\n") if line]
+        assert lines[-1] == "data: [DONE]"
+        errors = [json.loads(line[6:]) for line in lines if line.startswith('data: {"error"')]
+        assert len(errors) == 1
+        assert errors[0]["error"]["code"] == "upstream_error"
+        assert any(line.startswith(": modelseal-receipt ") for line in lines)
+        # and the gateway goes on serving
+        fake.break_after = None
+        assert client(url).completions.create(model="tiny-gateway", prompt="x").choices
+
+
+@pytest.mark.parametrize("mode", ["buffer", "stream"])
+def test_client_disconnect_in_either_mode_frees_everything(
+    sealed_module: Sealed, fake: FakeUpstream, tmp_path: Path, mode: str
+) -> None:
+    fake.reply = "y" * 3000
+    fake.chunk_delay_s = 0.01
+    with stack(sealed_module, fake, tmp_path, {"guards": {"mode": mode}}) as (url, gateway):
+        body = {"model": "tiny-gateway", "prompt": "x", "stream": True}
+        for _ in range(3):
+            with httpx.stream("POST", f"{url}/v1/completions", json=body, timeout=10) as r:
+                for _chunk in r.iter_bytes():
+                    break
+        deadline = time.monotonic() + 10
+        while fake.streams_abandoned < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert fake.streams_abandoned == 3
+        deadline = time.monotonic() + 5
+        while gateway.metrics.snapshot()["in_flight"] and time.monotonic() < deadline:  # type: ignore[attr-defined]
+            time.sleep(0.05)
+        assert gateway.metrics.snapshot()["in_flight"] == 0  # type: ignore[attr-defined]

@@ -44,6 +44,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument("--threads", type=int, default=1, help="llama.cpp threads (default 1)")
     parser.add_argument("--ctx", type=int, default=2048, help="llama.cpp context (default 2048)")
     parser.add_argument(
+        "--chat-format",
+        metavar="NAME",
+        help="llama.cpp chat format for a GGUF without a chat template (e.g. gemma)",
+    )
+    parser.add_argument(
         "--upstream-model",
         metavar="ID",
         help="the model id the upstream serves (default: its only one)",
@@ -106,6 +111,7 @@ def _serve(args: argparse.Namespace) -> int:
             admin_token=os.environ.get("MODELSEAL_ADMIN_TOKEN") or None,
             home=home,
             upstream_id=upstream_model,
+            launched_file=launched.model_path if launched is not None else None,
         )
         paths = default_paths(config, home)
         if not gateway.keys.keys and not gateway.allow_anonymous:
@@ -177,7 +183,9 @@ def _launch(
         raise GatewayError(f"refusing to launch an unverified model: {status.reason()}")
     alias = config.model_id or status.release or release.name
     sys.stderr.write(f"modelseal gateway: starting llama.cpp on the verified {ggufs[0].name}\n")
-    return launch_llama_cpp(ggufs[0], alias=alias, threads=args.threads, ctx=args.ctx)
+    return launch_llama_cpp(
+        ggufs[0], alias=alias, threads=args.threads, ctx=args.ctx, chat_format=args.chat_format
+    )
 
 
 def _new_key(key_id: str) -> int:

@@ -59,6 +59,7 @@ def build_gateway(
     transport: httpx.AsyncBaseTransport | None = None,
     upstream_api_key: str | None = None,
     upstream_id: str | None = None,
+    launched_file: Path | None = None,
 ) -> Gateway:
     from modelseal.gateway.audit import AuditLog
     from modelseal.gateway.keys import ApiKey, KeyStore, hash_key
@@ -112,6 +113,7 @@ def build_gateway(
         mode_seal=config.check_seal,
         mode_revocation=config.check_revocation,
         mode_upstream=config.check_upstream,
+        launched_file=launched_file,
     )
     metrics = Metrics()
     identity = IdentityMonitor(

@@ -98,6 +98,7 @@ class IdentitySpec:
     mode_seal: str = "closed"
     mode_revocation: str = "closed"
     mode_upstream: str = "closed"
+    launched_file: Path | None = None  # the sealed file this gateway started llama.cpp on
 
 
 SEAL_CHECKS = ("signature", "statement", "chain", "validity", "files", "log")
@@ -214,6 +215,17 @@ async def check_upstream(
         props = None
     if isinstance(props, dict) and isinstance(props.get("model_path"), str):
         paths.append(props["model_path"])
+    if not paths and spec.launched_file is not None:
+        return (
+            CheckState(
+                "upstream",
+                True,
+                f"the upstream serves {model_id!r}: the llama.cpp server this gateway started "
+                f"on the sealed file {spec.launched_file.name}",
+                mode,
+            ),
+            model_id,
+        )
     if not paths:
         return (
             CheckState(
