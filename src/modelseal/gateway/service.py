@@ -555,7 +555,10 @@ class Gateway:
 
     def _record_verdicts(self, ex: Exchange, result: PipelineResult) -> None:
         for verdict in result.verdicts:
-            category = verdict.findings[0].category if verdict.findings else None
+            first = verdict.block if verdict.blocked else None
+            if first is None and verdict.findings:
+                first = verdict.findings[0]
+            category = first.category if first is not None else None
             self.metrics.observe_guard(
                 guard=verdict.guard,
                 stage=verdict.stage,
@@ -566,6 +569,7 @@ class Gateway:
             ex.verdicts.append(
                 {
                     "guard": verdict.guard,
+                    "version": verdict.version,
                     "stage": verdict.stage,
                     "verdict": "block"
                     if verdict.blocked
