@@ -53,7 +53,10 @@ events_text = st.lists(
     st.tuples(
         st.sampled_from([None, "message", "x"]),
         st.lists(
-            st.text(alphabet=st.characters(blacklist_characters="\r\n"), max_size=20),
+            st.text(
+                alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\r\n"),
+                max_size=20,
+            ),
             min_size=1,
             max_size=3,
         ),

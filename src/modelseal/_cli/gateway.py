@@ -125,6 +125,7 @@ def _serve(args: argparse.Namespace) -> int:
                 log_level="warning",
                 access_log=False,
                 lifespan="off",
+                http=_fastest("httptools", "auto"),
             )
         )
 
@@ -154,7 +155,12 @@ def _serve(args: argparse.Namespace) -> int:
             finally:
                 await gateway_stop(gateway)
 
-        asyncio.run(main())
+        if _fastest("uvloop", "") == "uvloop":
+            import uvloop
+
+            uvloop.run(main())
+        else:
+            asyncio.run(main())
     finally:
         if launched is not None:
             launched.stop()
@@ -186,6 +192,12 @@ def _launch(
     return launch_llama_cpp(
         ggufs[0], alias=alias, threads=args.threads, ctx=args.ctx, chat_format=args.chat_format
     )
+
+
+def _fastest(module: str, fallback: str) -> str:
+    import importlib.util
+
+    return module if importlib.util.find_spec(module) is not None else fallback
 
 
 def _new_key(key_id: str) -> int:

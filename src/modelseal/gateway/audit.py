@@ -38,6 +38,7 @@ __all__ = ["GENESIS", "AuditCheck", "AuditLog", "event_hash", "verify_audit"]
 GENESIS = "00" * 32
 SCHEMA_VERSION = 1
 BATCH_MAX = 1000
+LINGER_S = 0.005  # how long the writer waits to gather a batch
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit (
@@ -205,6 +206,7 @@ class AuditLog:
             batch: list[tuple[float, dict[str, Any]]] = []
             flushes: list[_Flush] = []
             item = self._queue.get()
+            deadline: float | None = None
             while True:
                 if item is _STOP:
                     stop = True
@@ -217,7 +219,19 @@ class AuditLog:
                 try:
                     item = self._queue.get_nowait()
                 except queue.Empty:
-                    break
+                    # linger a moment (unless someone waits on a flush): one transaction for a
+                    # burst instead of one per event
+                    if flushes:
+                        break
+                    if deadline is None:
+                        deadline = time.monotonic() + LINGER_S
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    try:
+                        item = self._queue.get(timeout=remaining)
+                    except queue.Empty:
+                        break
             if batch and self._failure is None:
                 self._write(batch)
             for marker in flushes:

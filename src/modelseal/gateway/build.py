@@ -7,13 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from modelseal.errors import ConfigError, InputError
 from modelseal.gateway.config import GatewayConfig
 from modelseal.gateway.identity import IdentityMonitor, IdentitySpec
 from modelseal.gateway.service import Gateway
-from modelseal.gateway.upstream import Upstream
+from modelseal.gateway.upstream import open_upstream
 
 
 @dataclass
@@ -56,7 +54,7 @@ def build_gateway(
     redis_url: str | None = None,
     admin_token: str | None = None,
     home: Path | None = None,
-    transport: httpx.AsyncBaseTransport | None = None,
+    transport: Any = None,
     upstream_api_key: str | None = None,
     upstream_id: str | None = None,
     launched_file: Path | None = None,
@@ -95,7 +93,7 @@ def build_gateway(
     ]
     admin_hash = config.admin_token_hash or (hash_key(admin_token) if admin_token else None)
     store = KeyStore(keys, admin_hash)
-    upstream = Upstream(
+    upstream = open_upstream(
         upstream_url,
         timeout_s=config.timeout_s,
         connect_timeout_s=config.connect_timeout_s,

@@ -20,11 +20,12 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 import anyio
+import orjson
 
 from modelseal.errors import GatewayError, PolicyViolation, UpstreamError
 from modelseal.gateway import sse
 from modelseal.gateway.identity import IdentityMonitor
-from modelseal.gateway.upstream import Upstream, error_body, iter_body, upstream_error_body
+from modelseal.gateway.upstream import Upstream, UpstreamStream, error_body, upstream_error_body
 from modelseal.guard.base import Finding
 from modelseal.guard.pipeline import GuardPipeline, PipelineResult
 
@@ -45,6 +46,14 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes | None = None
     stream: AsyncIterator[bytes] | None = None
+    # bookkeeping (metrics, audit) for a whole answer, run once it is sent; a stream does its
+    # own when it ends
+    after: Callable[[], None] | None = None
+
+    def done(self) -> None:
+        if self.after is not None:
+            after, self.after = self.after, None
+            after()
 
 
 @dataclass
@@ -161,7 +170,7 @@ class Gateway:
             self.metrics.in_flight(-1)
             raise
         if reply.stream is None:
-            self._finish(exchange)
+            reply.after = lambda: self._finish(exchange)
         return reply
 
     async def _handle(self, ex: Exchange, raw: bytes, authorization: str | None) -> Reply:
@@ -181,7 +190,7 @@ class Gateway:
                 "service_unavailable",
             )
         try:
-            body = json.loads(raw)
+            body = json.loads(raw)  # the json module: exact big integers, forwarded as sent
         except (ValueError, UnicodeDecodeError):
             return self._refuse(ex, 400, "invalid_json", "the request body is not JSON")
         if not isinstance(body, dict):
@@ -284,16 +293,15 @@ class Gateway:
     async def _whole(self, ex: Exchange, body: dict[str, Any], path: str) -> Reply:
         charged = ex.input_tokens
         try:
-            response = await self.upstream.post(path, _dumps(body))
+            upstream_status, content = await self.upstream.post(path, _dumps(body))
         except UpstreamError as exc:
             return self._upstream_failed(ex, exc)
-        content = response.content
-        if response.status_code != 200:
-            status, doc = upstream_error_body(response, content)
-            ex.error = f"upstream {response.status_code}"
+        if upstream_status != 200:
+            status, doc = upstream_error_body(upstream_status, content)
+            ex.error = f"upstream {upstream_status}"
             return self._refuse_doc(ex, status, doc, "error")
         try:
-            answer = json.loads(content)
+            answer = _loads(content)
             choices = answer["choices"]
             texts = [_choice_text(ex.operation, c) for c in choices]
         except (ValueError, KeyError, TypeError, UnicodeDecodeError):
@@ -333,11 +341,15 @@ class Gateway:
             response = await self.upstream.open_stream(path, _dumps(body))
         except UpstreamError as exc:
             return self._upstream_failed(ex, exc)
-        if response.status_code != 200:
-            content = await response.aread()
-            await response.aclose()
-            status, doc = upstream_error_body(response, content)
-            ex.error = f"upstream {response.status_code}"
+        if response.status != 200:
+            try:
+                content = await response.read()
+            except UpstreamError as exc:
+                return self._upstream_failed(ex, exc)
+            finally:
+                await response.close()
+            status, doc = upstream_error_body(response.status, content)
+            ex.error = f"upstream {response.status}"
             return self._refuse_doc(ex, status, doc, "error")
         ex.response_id = _new_id(ex.operation)
         headers = {
@@ -348,7 +360,7 @@ class Gateway:
         return Reply(200, headers, stream=self._relay(ex, response, client_wants_usage))
 
     async def _relay(
-        self, ex: Exchange, response: Any, client_wants_usage: bool
+        self, ex: Exchange, response: UpstreamStream, client_wants_usage: bool
     ) -> AsyncIterator[bytes]:
         charged = ex.input_tokens
         buffer = self.guard_mode == "buffer"
@@ -362,13 +374,13 @@ class Gateway:
         usage_seen = False
         finished = False
         try:
-            async for raw in iter_body(response):
+            async for raw in response.chunks():
                 for event in parser.feed(raw):
                     if event.data == "[DONE]":
                         finished = True
                         break
                     try:
-                        chunk = json.loads(event.data)
+                        chunk = _loads(event.data)
                     except ValueError:
                         raise UpstreamError("the upstream sent an event that is not JSON") from None
                     if not isinstance(chunk, dict):
@@ -477,7 +489,7 @@ class Gateway:
             raise
         finally:
             with anyio.CancelScope(shield=True):
-                await response.aclose()
+                await response.close()
                 if ex.status != "cancelled" or ex.output_tokens:
                     await self._settle_tokens(ex, charged)
             if self.record_prompts:
@@ -738,8 +750,16 @@ def _digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
+def _loads(data: bytes | str) -> Any:
+    """Upstream answers, with orjson's speed (raises ValueError for what is not JSON)."""
+    return orjson.loads(data)
+
+
 def _dumps(doc: Any) -> bytes:
-    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
+    try:
+        return orjson.dumps(doc)
+    except TypeError:  # an integer beyond 64 bits, which orjson refuses: exact, the slow way
+        return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def _int(value: object, default: int) -> int:

@@ -1,26 +1,102 @@
 """The upstream model server: one pooled HTTP client, errors mapped to 502 and 504.
 
-The transport is injectable (``httpx.ASGITransport`` in tests), as in httpx itself. Every failure
-becomes an :class:`~modelseal.errors.UpstreamError` carrying the status the gateway answers with:
-504 when the upstream did not answer in time, 502 for everything else (refused connection, reset,
-malformed answer). The gateway never hangs on a dead upstream: every request has a connect, read,
-write and pool timeout.
+Two clients behind one small interface (:class:`Upstream`):
+
+- :class:`AiohttpUpstream`, the default: aiohttp's keep-alive pool. It costs a fraction of
+  httpx's CPU per request (httpcore re-checks every pooled connection on every request, which
+  grows with concurrency; see ``benchmarks/bench_gateway.py``), and the gateway's budget is about
+  a millisecond.
+- :class:`HttpxUpstream`, when a transport is injected (``httpx.ASGITransport`` in the tests,
+  so the whole gateway runs in process against an ASGI fake), as in httpx itself.
+
+Every failure becomes an :class:`~modelseal.errors.UpstreamError` carrying the status the gateway
+answers with: 504 when the upstream did not answer in time, 502 for everything else (refused
+connection, reset, malformed answer). The gateway never hangs on a dead upstream: every request
+has a connect and a read timeout.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from typing import Any
-
-import httpx
+from typing import Any, Protocol
 
 from modelseal.errors import UpstreamError
 
-_FORWARDED_HEADERS = {"content-type": "application/json", "accept": "application/json"}
+_HEADERS = {"content-type": "application/json", "accept": "application/json"}
 
 
-class Upstream:
+class UpstreamStream(Protocol):
+    """An upstream answer whose headers are in and whose body is read as it comes."""
+
+    @property
+    def status(self) -> int: ...
+
+    async def read(self) -> bytes: ...
+
+    def chunks(self) -> AsyncIterator[bytes]: ...
+
+    async def close(self) -> None: ...
+
+
+class Upstream(Protocol):
+    base_url: str
+
+    async def get_json(self, path: str, *, timeout_s: float | None = None) -> Any: ...
+
+    async def post(self, path: str, body: bytes) -> tuple[int, bytes]: ...
+
+    async def open_stream(self, path: str, body: bytes) -> UpstreamStream: ...
+
+    async def close(self) -> None: ...
+
+
+def open_upstream(
+    base_url: str,
+    *,
+    timeout_s: float = 120.0,
+    connect_timeout_s: float = 5.0,
+    max_connections: int = 512,
+    transport: Any = None,
+    api_key: str | None = None,
+) -> Upstream:
+    """The aiohttp client, or the httpx one when ``transport`` (an httpx transport) is given."""
+    options = {
+        "timeout_s": timeout_s,
+        "connect_timeout_s": connect_timeout_s,
+        "max_connections": max_connections,
+        "api_key": api_key,
+    }
+    if transport is not None:
+        return HttpxUpstream(base_url, transport=transport, **options)  # type: ignore[arg-type]
+    return AiohttpUpstream(base_url, **options)  # type: ignore[arg-type]
+
+
+def _base(url: str) -> str:
+    base = url.rstrip("/")
+    return base[: -len("/v1")] if base.endswith("/v1") else base
+
+
+def _headers(api_key: str | None) -> dict[str, str]:
+    headers = dict(_HEADERS)
+    if api_key:
+        headers["authorization"] = f"Bearer {api_key}"
+    return headers
+
+
+def _parse_json(path: str, status: int, content: bytes) -> Any:
+    if status != 200:
+        raise UpstreamError(f"the upstream answered GET {path} with {status}")
+    try:
+        return json.loads(content)
+    except (ValueError, UnicodeDecodeError):
+        raise UpstreamError(f"the upstream's answer to GET {path} is not JSON") from None
+
+
+# -- aiohttp ------------------------------------------------------------------------------------
+
+
+class AiohttpUpstream:
     def __init__(
         self,
         base_url: str,
@@ -28,19 +104,137 @@ class Upstream:
         timeout_s: float = 120.0,
         connect_timeout_s: float = 5.0,
         max_connections: int = 512,
-        transport: httpx.AsyncBaseTransport | None = None,
         api_key: str | None = None,
     ) -> None:
-        base = base_url.rstrip("/")
-        if base.endswith("/v1"):
-            base = base[: -len("/v1")]
-        self.base_url = base
-        headers = dict(_FORWARDED_HEADERS)
-        if api_key:
-            headers["authorization"] = f"Bearer {api_key}"
+        self.base_url = _base(base_url)
+        self._headers = _headers(api_key)
+        self._timeout_s = timeout_s
+        self._connect_timeout_s = connect_timeout_s
+        self._max_connections = max_connections
+        self._session: Any = None
+
+    def _client(self) -> Any:
+        if self._session is None:  # created on the event loop that uses it
+            import aiohttp
+
+            self._session = aiohttp.ClientSession(
+                base_url=self.base_url,
+                headers=self._headers,
+                connector=aiohttp.TCPConnector(limit=self._max_connections, limit_per_host=0),
+                timeout=aiohttp.ClientTimeout(
+                    total=None,
+                    connect=self._connect_timeout_s,
+                    sock_connect=self._connect_timeout_s,
+                    sock_read=self._timeout_s,
+                ),
+                skip_auto_headers=("User-Agent",),
+                trust_env=False,
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def get_json(self, path: str, *, timeout_s: float | None = None) -> Any:
+        import aiohttp
+
+        try:
+            kwargs: dict[str, Any] = {}
+            if timeout_s is not None:
+                kwargs["timeout"] = aiohttp.ClientTimeout(total=timeout_s)
+            async with self._client().get(path, **kwargs) as response:
+                content = await response.read()
+                status = response.status
+        except TimeoutError:
+            raise UpstreamError(
+                f"the upstream did not answer GET {path} in time", status=504
+            ) from None
+        except aiohttp.ClientError as exc:
+            raise UpstreamError(f"the upstream failed on GET {path}: {_describe(exc)}") from None
+        return _parse_json(path, status, content)
+
+    async def post(self, path: str, body: bytes) -> tuple[int, bytes]:
+        import aiohttp
+
+        try:
+            async with self._client().post(path, data=body) as response:
+                return response.status, await response.read()
+        except TimeoutError:
+            raise UpstreamError("the upstream model server timed out", status=504) from None
+        except aiohttp.ClientError as exc:
+            raise UpstreamError(f"the upstream model server failed: {_describe(exc)}") from None
+
+    async def open_stream(self, path: str, body: bytes) -> UpstreamStream:
+        import aiohttp
+
+        try:
+            response = await self._client().post(path, data=body)
+        except TimeoutError:
+            raise UpstreamError("the upstream model server timed out", status=504) from None
+        except aiohttp.ClientError as exc:
+            raise UpstreamError(f"the upstream model server failed: {_describe(exc)}") from None
+        return _AiohttpStream(response)
+
+
+class _AiohttpStream:
+    def __init__(self, response: Any) -> None:
+        self._response = response
+
+    @property
+    def status(self) -> int:
+        return int(self._response.status)
+
+    async def read(self) -> bytes:
+        import aiohttp
+
+        try:
+            return bytes(await self._response.read())
+        except TimeoutError:
+            raise UpstreamError("the upstream model server timed out", status=504) from None
+        except aiohttp.ClientError as exc:
+            raise UpstreamError(f"the upstream model server failed: {_describe(exc)}") from None
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        import aiohttp
+
+        try:
+            async for chunk in self._response.content.iter_any():
+                yield chunk
+        except TimeoutError:
+            raise UpstreamError(
+                "the upstream model server stopped sending (timeout)", status=504
+            ) from None
+        except aiohttp.ClientError as exc:
+            raise UpstreamError(f"the upstream stream broke: {_describe(exc)}") from None
+
+    async def close(self) -> None:
+        # close, not release: a half-read stream must drop its connection, which also tells the
+        # upstream to stop generating
+        self._response.close()
+
+
+# -- httpx (injectable transports) --------------------------------------------------------------
+
+
+class HttpxUpstream:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout_s: float = 120.0,
+        connect_timeout_s: float = 5.0,
+        max_connections: int = 512,
+        transport: Any = None,
+        api_key: str | None = None,
+    ) -> None:
+        import httpx
+
+        self.base_url = _base(base_url)
         self._client = httpx.AsyncClient(
-            base_url=base,
-            headers=headers,
+            base_url=self.base_url,
+            headers=_headers(api_key),
             timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s, pool=timeout_s),
             limits=httpx.Limits(
                 max_connections=max_connections, max_keepalive_connections=max_connections
@@ -53,7 +247,8 @@ class Upstream:
         await self._client.aclose()
 
     async def get_json(self, path: str, *, timeout_s: float | None = None) -> Any:
-        """GET ``path`` and parse the JSON answer (identity checks, /v1/models)."""
+        import httpx
+
         try:
             kwargs: dict[str, Any] = {}
             if timeout_s is not None:
@@ -65,57 +260,78 @@ class Upstream:
             ) from None
         except httpx.HTTPError as exc:
             raise UpstreamError(f"the upstream failed on GET {path}: {_describe(exc)}") from None
-        if response.status_code != 200:
-            raise UpstreamError(f"the upstream answered GET {path} with {response.status_code}")
-        try:
-            return response.json()
-        except ValueError:
-            raise UpstreamError(f"the upstream's answer to GET {path} is not JSON") from None
+        return _parse_json(path, response.status_code, response.content)
 
-    async def post(self, path: str, body: bytes) -> httpx.Response:
-        """POST and read the whole answer (any status: the caller decides what to forward)."""
+    async def post(self, path: str, body: bytes) -> tuple[int, bytes]:
+        import httpx
+
         try:
-            return await self._client.post(path, content=body)
+            response = await self._client.post(path, content=body)
         except httpx.TimeoutException:
             raise UpstreamError("the upstream model server timed out", status=504) from None
         except httpx.HTTPError as exc:
             raise UpstreamError(f"the upstream model server failed: {_describe(exc)}") from None
+        return response.status_code, response.content
 
-    async def open_stream(self, path: str, body: bytes) -> httpx.Response:
-        """POST and return once the headers are in; the caller reads and closes the body."""
+    async def open_stream(self, path: str, body: bytes) -> UpstreamStream:
+        import httpx
+
         request = self._client.build_request("POST", path, content=body)
         try:
-            return await self._client.send(request, stream=True)
+            response = await self._client.send(request, stream=True)
         except httpx.TimeoutException:
             raise UpstreamError("the upstream model server timed out", status=504) from None
         except httpx.HTTPError as exc:
             raise UpstreamError(f"the upstream model server failed: {_describe(exc)}") from None
+        return _HttpxStream(response)
 
 
-async def iter_body(response: httpx.Response) -> AsyncIterator[bytes]:
-    """The body of a streamed answer, with transport failures as UpstreamError."""
-    try:
-        async for chunk in response.aiter_raw():
-            yield chunk
-    except httpx.TimeoutException:
-        raise UpstreamError(
-            "the upstream model server stopped sending (timeout)", status=504
-        ) from None
-    except httpx.HTTPError as exc:
-        raise UpstreamError(f"the upstream stream broke: {_describe(exc)}") from None
+class _HttpxStream:
+    def __init__(self, response: Any) -> None:
+        self._response = response
+
+    @property
+    def status(self) -> int:
+        return int(self._response.status_code)
+
+    async def read(self) -> bytes:
+        import httpx
+
+        try:
+            return bytes(await self._response.aread())
+        except httpx.HTTPError as exc:
+            raise UpstreamError(f"the upstream model server failed: {_describe(exc)}") from None
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        import httpx
+
+        try:
+            async for chunk in self._response.aiter_bytes():
+                yield chunk
+        except httpx.TimeoutException:
+            raise UpstreamError(
+                "the upstream model server stopped sending (timeout)", status=504
+            ) from None
+        except httpx.HTTPError as exc:
+            raise UpstreamError(f"the upstream stream broke: {_describe(exc)}") from None
+
+    async def close(self) -> None:
+        await self._response.aclose()
 
 
-def upstream_error_body(response: httpx.Response, content: bytes) -> tuple[int, dict[str, Any]]:
+# -- answers ------------------------------------------------------------------------------------
+
+
+def upstream_error_body(status: int, content: bytes) -> tuple[int, dict[str, Any]]:
     """What to answer when the upstream answered with an error status.
 
     4xx answers in OpenAI's shape are passed on (the client's request was at fault); anything
     else becomes a 502 that says what the upstream did, without forwarding arbitrary bodies.
     """
-    status = response.status_code
     if 400 <= status < 500 and status != 429:
         try:
             doc = json.loads(content)
-        except ValueError:
+        except (ValueError, UnicodeDecodeError):
             doc = None
         if isinstance(doc, dict) and isinstance(doc.get("error"), dict):
             return status, doc
@@ -134,6 +350,6 @@ def error_body(
     return {"error": {"message": message, "type": kind, "param": param, "code": code}}
 
 
-def _describe(exc: httpx.HTTPError) -> str:
+def _describe(exc: BaseException) -> str:
     text = str(exc).strip()
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
