@@ -7,7 +7,7 @@ Every error the library raises on purpose derives from :class:`Error`; the CLI p
     Error                       exit 3  (internal: a bug or an environment problem)
     ├── StoreError                      (tlog: the log database failed)
     ├── LogClientError                  (tlog: the log server could not be reached)
-    ├── GatewayError                    (gateway: cannot serve, e.g. the model failed its checks)
+    ├── GatewayError                    (gateway: cannot serve, e.g. llama.cpp failed to start)
     ├── UpstreamError                   (gateway: the upstream model server failed or timed out)
     ├── InputError              exit 2  (the caller asked for something impossible)
     │   ├── UnsafePathError             (symlink escaping the release, device file, FIFO, "..")
@@ -34,6 +34,7 @@ Every error the library raises on purpose derives from :class:`Error`; the CLI p
         ├── NoteError                   (tlog: a note, checkpoint or cosignature that fails)
         ├── ForkError                   (tlog: two checkpoints that cannot both be true)
         ├── LogResponseError            (tlog: a log server answer that does not parse)
+        ├── ModelRefused                (gateway: the model failed a fail-closed check)
         ├── ReceiptError                (gateway: a receipt whose signature or digests fail)
         └── AuditChainError             (gateway: an audit log whose hash chain is broken)
 
@@ -143,6 +144,10 @@ class PolicyViolation(InputError):
     def __init__(self, message: str, *, param: str | None = None) -> None:
         super().__init__(message)
         self.param = param
+
+
+class ModelRefused(VerificationError):
+    """The gateway refuses to serve: the model failed a fail-closed identity check."""
 
 
 class ReceiptError(VerificationError):

@@ -20,7 +20,7 @@ import pytest
 
 import modelseal.ca.keys
 from modelseal._cli.main import main
-from modelseal.errors import GatewayError
+from modelseal.errors import ModelRefused
 from modelseal.gateway.app import create_app, gateway_start, gateway_stop
 from modelseal.gateway.build import build_gateway
 from modelseal.gateway.config import parse_config
@@ -143,7 +143,7 @@ async def test_gateway_refuses_an_upstream_serving_another_model(
     sealed_gemma: SealedGemma, gemma_server: LaunchedServer, tmp_path: Path
 ) -> None:
     gateway = gateway_for(sealed_gemma, gemma_server, tmp_path, upstream_id="llama-3-8b")
-    with pytest.raises(GatewayError, match="does not serve 'llama-3-8b'"):
+    with pytest.raises(ModelRefused, match="does not serve 'llama-3-8b'"):
         await gateway_start(gateway)
     await gateway_stop(gateway)
 

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from modelseal.errors import GatewayError
+from modelseal.errors import ModelRefused
 from modelseal.gateway.app import create_app, gateway_start, gateway_stop
 from modelseal.gateway.audit import verify_audit
 from modelseal.gateway.keys import hash_key
@@ -242,7 +242,7 @@ async def test_upstream_errors_are_clean(
 
 async def test_unreachable_upstream_refuses_to_start(sealed_module: Sealed, tmp_path: Path) -> None:
     gateway = make_gateway(sealed_module, None, tmp_path, upstream_url="http://127.0.0.1:9")
-    with pytest.raises(GatewayError, match="upstream"):
+    with pytest.raises(ModelRefused, match="upstream"):
         await gateway_start(gateway)
     await gateway_stop(gateway)
 
@@ -315,7 +315,7 @@ async def test_tampered_release_refuses_to_start(
 ) -> None:
     (sealed.release / "config.json").write_text('{"architectures": ["Evil"]}')
     gateway = make_gateway(sealed, fake, tmp_path)
-    with pytest.raises(GatewayError, match=r"config\.json"):
+    with pytest.raises(ModelRefused, match=r"config\.json"):
         await gateway_start(gateway)
     await gateway_stop(gateway)
 
@@ -374,7 +374,7 @@ async def test_upstream_serving_another_model_is_refused(
     sealed_module: Sealed, fake: FakeUpstream, tmp_path: Path
 ) -> None:
     gateway = make_gateway(sealed_module, fake, tmp_path, {"model": {"upstream_id": "other"}})
-    with pytest.raises(GatewayError, match=r"does not serve 'other'"):
+    with pytest.raises(ModelRefused, match=r"does not serve 'other'"):
         await gateway_start(gateway)
     await gateway_stop(gateway)
 
@@ -396,7 +396,7 @@ async def test_upstream_model_file_must_be_a_sealed_file(
     other.write_bytes(bytes(data))
     fake.models_payload = {"object": "list", "data": [{"id": str(other), "object": "model"}]}
     gateway = make_gateway(sealed_module, fake, tmp_path / "2")
-    with pytest.raises(GatewayError, match="differs from every sealed file"):
+    with pytest.raises(ModelRefused, match="differs from every sealed file"):
         await gateway_start(gateway)
     await gateway_stop(gateway)
 
@@ -530,3 +530,35 @@ async def test_receipt_cli_recomputes_the_digests(
     flipped = payload[:10] + ("A" if payload[10] != "A" else "B") + payload[11:]
     (tmp_path / "receipt").write_text(f"{head}.{flipped}.{signature}")
     assert main(base) == 1
+
+
+def test_cli_refuses_to_serve_a_tampered_release(
+    sealed: Sealed, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from modelseal._cli.main import main
+
+    (sealed.release / "config.json").write_text("{}")
+    code = main(
+        [
+            "gateway",
+            "--upstream", "http://127.0.0.1:9",
+            "--release", str(sealed.release),
+            "--bundle", str(sealed.bundle),
+            "--home", str(sealed.home),
+            "--port", "0",
+        ]
+    )  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "refusing to serve" in err
+    assert "config.json" in err
+
+
+def test_cli_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    from modelseal._cli.main import main
+
+    assert main(["gateway"]) == 2
+    assert "needs --upstream URL" in capsys.readouterr().err
+    assert main(["gateway", "--upstream", "http://x", "--launch", "llama-cpp", "--release", "r",
+                 "--bundle", "b"]) == 2  # fmt: skip
+    assert "not both" in capsys.readouterr().err

@@ -171,7 +171,7 @@ def _launch(
     args: argparse.Namespace, config: GatewayConfig, release: Path, bundle: Path, home: Path | None
 ) -> LaunchedServer:
     """Verify the release, then start llama.cpp on the very GGUF file that was verified."""
-    from modelseal.errors import GatewayError
+    from modelseal.errors import ModelRefused
     from modelseal.gateway.build import default_paths
     from modelseal.gateway.identity import IdentitySpec, verify_release
     from modelseal.gateway.launch import launch_llama_cpp
@@ -186,7 +186,7 @@ def _launch(
     status, _ = verify_release(spec)
     failed = [c for c in status.checks if not c.ok and c.mode == "closed"]
     if failed:
-        raise GatewayError(f"refusing to launch an unverified model: {status.reason()}")
+        raise ModelRefused(f"refusing to launch an unverified model: {status.reason()}")
     alias = config.model_id or status.release or release.name
     sys.stderr.write(f"modelseal gateway: starting llama.cpp on the verified {ggufs[0].name}\n")
     return launch_llama_cpp(

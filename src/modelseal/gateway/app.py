@@ -206,11 +206,11 @@ def _routes(gateway: Gateway, manage_lifecycle: bool) -> FastAPI:
 
 async def gateway_start(gateway: Gateway) -> None:
     """Verify the model (raising GatewayError when a fail-closed check fails), start the timers."""
-    from modelseal.errors import GatewayError
+    from modelseal.errors import ModelRefused
 
     status = await gateway.identity.check_now()
     if not status.serving and not gateway.start_unverified:
-        raise GatewayError(
+        raise ModelRefused(
             f"refusing to serve: {status.reason()}",
             hint="fix the release, the seal or the upstream; or make the check 'open' in the "
             "config (checks.seal / checks.revocation / checks.upstream)",
