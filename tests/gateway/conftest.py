@@ -81,14 +81,17 @@ def make_gateway(
     config: dict[str, Any] | None = None,
     *,
     upstream_url: str = "http://upstream.test",
+    in_process: bool = True,
     **kwargs: Any,
 ) -> Gateway:
     doc: dict[str, Any] = {"checks": {"trust": str(sealed.trust)}}
+    if fake is not None:
+        doc["model"] = {"upstream_id": fake.model_id}
     for section, values in (config or {}).items():
         doc.setdefault(section, {}).update(values)
     doc.setdefault("audit", {}).setdefault("path", str(tmp_path / "audit.db"))
     doc.setdefault("receipts", {}).setdefault("key", str(tmp_path / "receipt.key"))
-    transport = httpx.ASGITransport(app=fake.app) if fake is not None else None
+    transport = httpx.ASGITransport(app=fake.app) if fake is not None and in_process else None
     return build_gateway(
         parse_config(doc),
         upstream_url=upstream_url,

@@ -386,7 +386,7 @@ async def test_upstream_model_file_must_be_a_sealed_file(
     copy = tmp_path / "copy.safetensors"
     copy.write_bytes(sealed_file.read_bytes())
     fake.models_payload = {"object": "list", "data": [{"id": str(copy), "object": "model"}]}
-    gateway = make_gateway(sealed_module, fake, tmp_path)
+    gateway = make_gateway(sealed_module, fake, tmp_path, {"model": {"upstream_id": str(copy)}})
     async with running(gateway):
         upstream = next(c for c in gateway.identity.status.checks if c.name == "upstream")
         assert upstream.ok, upstream.reason  # the same bytes elsewhere are the same model
@@ -395,7 +395,7 @@ async def test_upstream_model_file_must_be_a_sealed_file(
     data[-1] ^= 1
     other.write_bytes(bytes(data))
     fake.models_payload = {"object": "list", "data": [{"id": str(other), "object": "model"}]}
-    gateway = make_gateway(sealed_module, fake, tmp_path / "2")
+    gateway = make_gateway(sealed_module, fake, tmp_path / "2", {"model": {"upstream_id": None}})
     with pytest.raises(ModelRefused, match="differs from every sealed file"):
         await gateway_start(gateway)
     await gateway_stop(gateway)
@@ -562,3 +562,13 @@ def test_cli_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["gateway", "--upstream", "http://x", "--launch", "llama-cpp", "--release", "r",
                  "--bundle", "b"]) == 2  # fmt: skip
     assert "not both" in capsys.readouterr().err
+
+
+async def test_upstream_must_serve_the_expected_model_id(
+    sealed_module: Sealed, fake: FakeUpstream, tmp_path: Path
+) -> None:
+    # without model.upstream_id the upstream must list the gateway's own model id
+    gateway = make_gateway(sealed_module, fake, tmp_path, {"model": {"upstream_id": None}})
+    with pytest.raises(ModelRefused, match=r"does not serve 'tiny-gateway'.*'tiny-upstream'"):
+        await gateway_start(gateway)
+    await gateway_stop(gateway)

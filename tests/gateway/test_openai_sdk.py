@@ -35,7 +35,9 @@ def stack(
     sealed: Sealed, fake: FakeUpstream, tmp_path: Path, config: dict | None = None
 ) -> Iterator[tuple[str, object]]:
     with serving(fake.app) as upstream_url:
-        gateway = make_gateway(sealed, None, tmp_path, config, upstream_url=upstream_url)
+        gateway = make_gateway(
+            sealed, fake, tmp_path, config, upstream_url=upstream_url, in_process=False
+        )
         with serving(create_app(gateway)) as url:
             yield url, gateway
 
@@ -221,6 +223,7 @@ def test_two_gateway_processes_share_one_limit_in_redis(
                 "auth": {
                     "keys": [{"id": "shared", "hash": hash_key(secret), "requests_per_minute": 5}]
                 },
+                "model": {"upstream_id": fake.model_id},
                 "audit": {"path": "off"},
                 "limits": {"prefix": prefix + ":"},
                 "receipts": {"key": str(tmp_path / "receipt.key")},

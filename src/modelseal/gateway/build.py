@@ -112,6 +112,7 @@ def build_gateway(
         mode_revocation=config.check_revocation,
         mode_upstream=config.check_upstream,
         launched_file=launched_file,
+        model_id=model_id,
     )
     metrics = Metrics()
     identity = IdentityMonitor(

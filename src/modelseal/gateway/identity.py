@@ -99,6 +99,7 @@ class IdentitySpec:
     mode_revocation: str = "closed"
     mode_upstream: str = "closed"
     launched_file: Path | None = None  # the sealed file this gateway started llama.cpp on
+    model_id: str | None = None  # the id the gateway serves: the default expected upstream id
 
 
 SEAL_CHECKS = ("signature", "statement", "chain", "validity", "files", "log")
@@ -177,28 +178,19 @@ async def check_upstream(
             "upstream", False, "GET /v1/models is not an OpenAI model list", mode
         ), None
     ids = [str(e.get("id")) for e in entries]
-    if spec.upstream_id is not None:
-        matching = [e for e in entries if e.get("id") == spec.upstream_id]
-        if not matching:
-            shown = ", ".join(repr(i) for i in ids[:10]) or "none"
-            return (
-                CheckState(
-                    "upstream",
-                    False,
-                    f"the upstream does not serve {spec.upstream_id!r} (it lists {shown})",
-                    mode,
-                ),
-                None,
-            )
+    expected = spec.upstream_id or spec.model_id
+    matching = [e for e in entries if e.get("id") == expected]
+    if matching:
         entry = matching[0]
-    elif len(entries) == 1:
-        entry = entries[0]
+    elif spec.upstream_id is None and len(entries) == 1 and _exposes_file(entries[0]):
+        entry = entries[0]  # e.g. llama.cpp or vLLM naming the model by its path: compared below
     else:
+        shown = ", ".join(repr(i) for i in ids[:10]) or "none"
         return (
             CheckState(
                 "upstream",
                 False,
-                f"the upstream lists {len(entries)} models; set model.upstream_id to choose",
+                f"the upstream does not serve {expected!r} (it lists {shown})",
                 mode,
             ),
             None,
@@ -248,6 +240,13 @@ async def check_upstream(
             mode,
         ),
         model_id,
+    )
+
+
+def _exposes_file(entry: dict[str, Any]) -> bool:
+    return any(
+        isinstance(entry.get(name), str) and os.path.isabs(entry[name])
+        for name in ("id", "root", "path")
     )
 
 
