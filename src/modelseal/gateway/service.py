@@ -85,6 +85,7 @@ class Exchange:
     prompt: list[str] | None = None
     answer: str | None = None
     error: str | None = None
+    guard_results: list[PipelineResult] = field(default_factory=list)
 
 
 class Gateway:
@@ -566,18 +567,9 @@ class Gateway:
     # -- receipts, audit, metrics ---------------------------------------------------------
 
     def _record_verdicts(self, ex: Exchange, result: PipelineResult) -> None:
+        """Summaries for the receipt now; the metrics once the answer is out (``_finish``)."""
+        ex.guard_results.append(result)
         for verdict in result.verdicts:
-            first = verdict.block if verdict.blocked else None
-            if first is None and verdict.findings:
-                first = verdict.findings[0]
-            category = first.category if first is not None else None
-            self.metrics.observe_guard(
-                guard=verdict.guard,
-                stage=verdict.stage,
-                blocked=verdict.blocked,
-                category=category,
-                latency_s=verdict.latency_s,
-            )
             ex.verdicts.append(
                 {
                     "guard": verdict.guard,
@@ -586,9 +578,25 @@ class Gateway:
                     "verdict": "block"
                     if verdict.blocked
                     else ("flag" if verdict.findings else "pass"),
-                    "categories": sorted({f.category for f in verdict.findings}),
+                    "categories": sorted({f.category for f in verdict.findings})
+                    if verdict.findings
+                    else [],
                 }
             )
+
+    def _observe_guards(self, ex: Exchange) -> None:
+        for result in ex.guard_results:
+            for verdict in result.verdicts:
+                first = verdict.block if verdict.blocked else None
+                if first is None and verdict.findings:
+                    first = verdict.findings[0]
+                self.metrics.observe_guard(
+                    guard=verdict.guard,
+                    stage=verdict.stage,
+                    blocked=verdict.blocked,
+                    category=first.category if first is not None else None,
+                    latency_s=verdict.latency_s,
+                )
 
     def _receipt(self, ex: Exchange, text: str, body: bytes | None) -> str:
         status = self.identity.status
@@ -613,6 +621,7 @@ class Gateway:
     def _finish(self, ex: Exchange) -> None:
         duration = self._clock() - ex.started
         self.metrics.in_flight(-1)
+        self._observe_guards(ex)
         blocked = ex.blocked_by
         self.metrics.observe_request(
             model=self.model_id,

@@ -1,11 +1,12 @@
 """The upstream model server: one pooled HTTP client, errors mapped to 502 and 504.
 
-Two clients behind one small interface (:class:`Upstream`):
+Three clients behind one small interface (:class:`Upstream`), chosen by :func:`open_upstream`:
 
-- :class:`AiohttpUpstream`, the default: aiohttp's keep-alive pool. It costs a fraction of
-  httpx's CPU per request (httpcore re-checks every pooled connection on every request, which
-  grows with concurrency; see ``benchmarks/bench_gateway.py``), and the gateway's budget is about
-  a millisecond.
+- :class:`~modelseal.gateway._http.RawUpstream` for ``http://`` (the usual case: a model server
+  on the same host or network): a small keep-alive HTTP/1.1 pool on asyncio protocols with
+  httptools' parser, about a quarter of aiohttp's CPU per request and a tenth of httpx's (the
+  gateway's whole budget is about a millisecond; see ``benchmarks/bench_gateway.py``).
+- :class:`AiohttpUpstream` for ``https://``.
 - :class:`HttpxUpstream`, when a transport is injected (``httpx.ASGITransport`` in the tests,
   so the whole gateway runs in process against an ASGI fake), as in httpx itself.
 
@@ -60,7 +61,9 @@ def open_upstream(
     transport: Any = None,
     api_key: str | None = None,
 ) -> Upstream:
-    """The aiohttp client, or the httpx one when ``transport`` (an httpx transport) is given."""
+    """The client for ``base_url``: the httpx one when ``transport`` (an httpx transport) is
+    given, else :class:`~modelseal.gateway._http.RawUpstream` for ``http://`` and aiohttp for
+    ``https://``."""
     options = {
         "timeout_s": timeout_s,
         "connect_timeout_s": connect_timeout_s,
@@ -69,6 +72,10 @@ def open_upstream(
     }
     if transport is not None:
         return HttpxUpstream(base_url, transport=transport, **options)  # type: ignore[arg-type]
+    if base_url.lower().startswith("http://"):
+        from modelseal.gateway._http import RawUpstream
+
+        return RawUpstream(base_url, **options)  # type: ignore[arg-type]
     return AiohttpUpstream(base_url, **options)  # type: ignore[arg-type]
 
 
