@@ -46,6 +46,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from modelseal.attest.statement import canonical_json
 from modelseal.errors import ConfigError, InputError, ReceiptError
 
 __all__ = [
@@ -89,18 +90,6 @@ def b64url_decode(text: str) -> bytes:
     if b64url_encode(data) != text:
         raise ReceiptError("receipt is not canonical base64url")
     return data
-
-
-def canonical_json(value: Any) -> bytes:
-    """Sorted keys, separators ``(",", ":")``, UTF-8, no NaN (InputError if not JSON)."""
-    try:
-        return json.dumps(
-            value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-        ).encode("utf-8")
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"receipt claims cannot be written as JSON: {exc}") from None
-    except UnicodeEncodeError:
-        raise InputError("receipt claims cannot be written as JSON: lone surrogate") from None
 
 
 def digest(data: bytes) -> str:

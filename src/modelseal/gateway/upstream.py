@@ -18,8 +18,9 @@ has a connect and a read timeout.
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any, Protocol
 
 from modelseal.errors import UpstreamError
@@ -147,41 +148,27 @@ class AiohttpUpstream:
     async def get_json(self, path: str, *, timeout_s: float | None = None) -> Any:
         import aiohttp
 
-        try:
+        with _mapped(TimeoutError, aiohttp.ClientError, f"the upstream on GET {path}"):
             kwargs: dict[str, Any] = {}
             if timeout_s is not None:
                 kwargs["timeout"] = aiohttp.ClientTimeout(total=timeout_s)
             async with self._client().get(path, **kwargs) as response:
                 content = await response.read()
                 status = response.status
-        except TimeoutError:
-            raise UpstreamError(
-                f"the upstream did not answer GET {path} in time", status=504
-            ) from None
-        except aiohttp.ClientError as exc:
-            raise UpstreamError(f"the upstream failed on GET {path}: {_describe(exc)}") from None
         return _parse_json(path, status, content)
 
     async def post(self, path: str, body: bytes) -> tuple[int, bytes]:
         import aiohttp
 
-        try:
+        with _mapped(TimeoutError, aiohttp.ClientError):
             async with self._client().post(path, data=body) as response:
                 return response.status, await response.read()
-        except TimeoutError:
-            raise UpstreamError("the upstream model server timed out", status=504) from None
-        except aiohttp.ClientError as exc:
-            raise UpstreamError(f"the upstream model server failed: {_describe(exc)}") from None
 
     async def open_stream(self, path: str, body: bytes) -> UpstreamStream:
         import aiohttp
 
-        try:
+        with _mapped(TimeoutError, aiohttp.ClientError):
             response = await self._client().post(path, data=body)
-        except TimeoutError:
-            raise UpstreamError("the upstream model server timed out", status=504) from None
-        except aiohttp.ClientError as exc:
-            raise UpstreamError(f"the upstream model server failed: {_describe(exc)}") from None
         return _AiohttpStream(response)
 
 
@@ -196,25 +183,15 @@ class _AiohttpStream:
     async def read(self) -> bytes:
         import aiohttp
 
-        try:
+        with _mapped(TimeoutError, aiohttp.ClientError):
             return bytes(await self._response.read())
-        except TimeoutError:
-            raise UpstreamError("the upstream model server timed out", status=504) from None
-        except aiohttp.ClientError as exc:
-            raise UpstreamError(f"the upstream model server failed: {_describe(exc)}") from None
 
     async def chunks(self) -> AsyncIterator[bytes]:
         import aiohttp
 
-        try:
+        with _mapped(TimeoutError, aiohttp.ClientError, "the upstream stream"):
             async for chunk in self._response.content.iter_any():
                 yield chunk
-        except TimeoutError:
-            raise UpstreamError(
-                "the upstream model server stopped sending (timeout)", status=504
-            ) from None
-        except aiohttp.ClientError as exc:
-            raise UpstreamError(f"the upstream stream broke: {_describe(exc)}") from None
 
     async def close(self) -> None:
         # close, not release: a half-read stream must drop its connection, which also tells the
@@ -256,40 +233,26 @@ class HttpxUpstream:
     async def get_json(self, path: str, *, timeout_s: float | None = None) -> Any:
         import httpx
 
-        try:
+        with _mapped(httpx.TimeoutException, httpx.HTTPError, f"the upstream on GET {path}"):
             kwargs: dict[str, Any] = {}
             if timeout_s is not None:
                 kwargs["timeout"] = timeout_s
             response = await self._client.get(path, **kwargs)
-        except httpx.TimeoutException:
-            raise UpstreamError(
-                f"the upstream did not answer GET {path} in time", status=504
-            ) from None
-        except httpx.HTTPError as exc:
-            raise UpstreamError(f"the upstream failed on GET {path}: {_describe(exc)}") from None
         return _parse_json(path, response.status_code, response.content)
 
     async def post(self, path: str, body: bytes) -> tuple[int, bytes]:
         import httpx
 
-        try:
+        with _mapped(httpx.TimeoutException, httpx.HTTPError):
             response = await self._client.post(path, content=body)
-        except httpx.TimeoutException:
-            raise UpstreamError("the upstream model server timed out", status=504) from None
-        except httpx.HTTPError as exc:
-            raise UpstreamError(f"the upstream model server failed: {_describe(exc)}") from None
         return response.status_code, response.content
 
     async def open_stream(self, path: str, body: bytes) -> UpstreamStream:
         import httpx
 
         request = self._client.build_request("POST", path, content=body)
-        try:
+        with _mapped(httpx.TimeoutException, httpx.HTTPError):
             response = await self._client.send(request, stream=True)
-        except httpx.TimeoutException:
-            raise UpstreamError("the upstream model server timed out", status=504) from None
-        except httpx.HTTPError as exc:
-            raise UpstreamError(f"the upstream model server failed: {_describe(exc)}") from None
         return _HttpxStream(response)
 
 
@@ -304,23 +267,15 @@ class _HttpxStream:
     async def read(self) -> bytes:
         import httpx
 
-        try:
+        with _mapped(httpx.TimeoutException, httpx.HTTPError):
             return bytes(await self._response.aread())
-        except httpx.HTTPError as exc:
-            raise UpstreamError(f"the upstream model server failed: {_describe(exc)}") from None
 
     async def chunks(self) -> AsyncIterator[bytes]:
         import httpx
 
-        try:
+        with _mapped(httpx.TimeoutException, httpx.HTTPError, "the upstream stream"):
             async for chunk in self._response.aiter_bytes():
                 yield chunk
-        except httpx.TimeoutException:
-            raise UpstreamError(
-                "the upstream model server stopped sending (timeout)", status=504
-            ) from None
-        except httpx.HTTPError as exc:
-            raise UpstreamError(f"the upstream stream broke: {_describe(exc)}") from None
 
     async def close(self) -> None:
         await self._response.aclose()
@@ -355,6 +310,21 @@ def error_body(
 ) -> dict[str, Any]:
     """An OpenAI-shaped error document."""
     return {"error": {"message": message, "type": kind, "param": param, "code": code}}
+
+
+@contextlib.contextmanager
+def _mapped(
+    timeout: type[BaseException],
+    failure: type[BaseException],
+    what: str = "the upstream model server",
+) -> Iterator[None]:
+    """A client library's timeout as a 504 UpstreamError, its other failures as a 502."""
+    try:
+        yield
+    except timeout:
+        raise UpstreamError(f"{what} timed out (timeout)", status=504) from None
+    except failure as exc:
+        raise UpstreamError(f"{what} failed: {_describe(exc)}") from None
 
 
 def _describe(exc: BaseException) -> str:
