@@ -110,7 +110,8 @@ def test_llama_cpp_not_installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(importlib.util, "find_spec", find_spec)
     model = tmp_path / "model.gguf"
     model.write_bytes(b"GGUF")
-    assert llama_cpp_available() == "llama_cpp"
+    # (the [server] extra's modules may be missing too on a machine without `make e2e-deps`)
+    assert (llama_cpp_available() or "").split(", ")[0] == "llama_cpp"
     with pytest.raises(GatewayError, match=r"llama-cpp-python\[server\] is not installed") as err:
         launch_llama_cpp(model, alias="m")
     assert err.value.hint is not None
