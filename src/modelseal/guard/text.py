@@ -133,8 +133,12 @@ def _nfkc_index(stripped: str, result: str, origin: list[int] | range) -> list[i
     for i in range(1, len(stripped) + 1):
         if i < len(stripped) and unicodedata.combining(stripped[i]):
             continue
-        piece = unicodedata.normalize("NFKC", stripped[segment_start:i])
-        index.extend([origin[segment_start]] * len(piece))
+        segment = stripped[segment_start:i]
+        piece = unicodedata.normalize("NFKC", segment)
+        if piece == segment:  # unchanged (e.g. a digit and a mark with no composed form): 1:1
+            index.extend(origin[segment_start + k] for k in range(len(piece)))
+        else:
+            index.extend([origin[segment_start]] * len(piece))
         segment_start = i
     if len(index) == len(result):
         return index
