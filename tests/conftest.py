@@ -9,6 +9,9 @@ import pytest
 
 from modelseal._cli.main import main
 
+# the headless-Chromium fixture `browser` for the page tests
+pytest_plugins = ["tests.browser"]
+
 
 def write_tree(root: Path, files: Mapping[str, bytes]) -> Path:
     """Create ``files`` (release path -> content) under ``root``."""

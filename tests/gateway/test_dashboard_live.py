@@ -13,7 +13,6 @@ import pytest
 from modelseal.gateway.keys import hash_key
 from tests.gateway.conftest import Sealed
 from tests.gateway.fakes import FakeUpstream
-from tests.gateway.test_dashboard import browser  # noqa: F401  (the module-scoped fixture)
 from tests.gateway.test_openai_sdk import stack
 
 ADMIN = "dashboard-admin-token"
@@ -28,7 +27,7 @@ def number(page: Any, selector: str) -> float:
 
 
 def test_dashboard_shows_live_gateway_traffic(
-    browser: Any,  # noqa: F811
+    browser: Any,
     sealed_module: Sealed,
     fake: FakeUpstream,
     tmp_path: Path,
