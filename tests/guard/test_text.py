@@ -1,13 +1,28 @@
-"""Normalisation: invisible characters removed, NFKC applied, offsets mapped back."""
+"""Normalisation: invisible characters removed, NFKC applied, homoglyphs folded, offsets mapped
+back; and the classifier form (case, spacing, letter-spacing and whole look-alike words)."""
 
 from __future__ import annotations
 
+import itertools
 import unicodedata
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from modelseal.guard.text import IGNORABLE, normalise, visible_length
+from modelseal.guard import build_pipeline
+from modelseal.guard.secrets import SecretsGuard
+from modelseal.guard.text import (
+    CONFUSABLES,
+    IGNORABLE,
+    LOOKALIKES,
+    MAX_FOLD_RUN,
+    fold_case_and_space,
+    fold_homoglyphs,
+    normalise,
+    visible_length,
+)
+from tests.guard.samples import SECRETS
 
 
 def test_ascii_is_returned_as_is() -> None:
@@ -60,6 +75,10 @@ ALPHABET = st.sampled_from(
     [
         *("a", "Z", "0", " ", "\u00e9", "e\u0301", "\uff21", "\ufb01", "\u200b", "\u202e"),
         *("\u00ad", "\u1100\u1161", "\u2460", "\U000e0041", "\u4e2d", "\u0301"),
+        # look-alikes (Cyrillic, Greek, Armenian, Cherokee), a Cyrillic letter that is none,
+        # small capitals, a mathematical letter
+        *("\u0430", "\u043e", "\u0421", "\u03bf", "\u0585", "\u13aa", "\u0434", "\u1d00"),
+        *("\u0261", "\U0001d41a", "\u0435\u0301"),
     ]
 )
 
@@ -72,6 +91,7 @@ def test_normalisation_is_idempotent_and_offsets_are_monotonic(text: str) -> Non
     assert unicodedata.is_normalized("NFKC", norm.text)
     assert normalise(norm.text).text == norm.text
     assert norm.source_length == len(text)
+    assert len(norm.text) == visible_length(text)  # folding is one character for one
     if norm.index is not None:
         assert len(norm.index) == len(norm.text) + 1
         assert list(norm.index) == sorted(norm.index)
@@ -80,3 +100,199 @@ def test_normalisation_is_idempotent_and_offsets_are_monotonic(text: str) -> Non
     for start in range(len(norm.text) + 1):
         a, b = norm.span(start, len(norm.text))
         assert 0 <= a <= b == len(text)
+
+
+# -- homoglyphs ------------------------------------------------------------------------------
+
+CYR_A, CYR_O, CYR_E, CYR_ES, CYR_I, CYR_DZE = (
+    "\u0430",
+    "\u043e",
+    "\u0435",
+    "\u0441",
+    "\u0456",
+    "\u0455",
+)
+GREEK_O, GREEK_A = "\u03bf", "\u03b1"
+RUSSIAN = (
+    "\u041f\u0440\u0438\u0432\u0435\u0442, \u043a\u0430\u043a \u0434\u0435\u043b\u0430? "
+    "\u0441\u043e\u043a \u0438 \u0443\u0445\u043e"
+)
+GREEK = (
+    "\u039a\u03b1\u03bb\u03b7\u03bc\u03ad\u03c1\u03b1 \u03ba\u03cc\u03c3\u03bc\u03b5, "
+    "\u03bf \u03ba\u03b1\u03b9\u03c1\u03cc\u03c2"
+)
+
+
+def test_look_alike_letters_inside_latin_words_are_folded_one_for_one() -> None:
+    text = f"{CYR_I}gn{CYR_O}r{CYR_E} all pr{CYR_E}vious"
+    norm = normalise(text)
+    assert norm.text == "ignore all previous"
+    assert norm.index == tuple(range(len(text) + 1))
+    assert norm.span(0, 6) == (0, 6)
+    assert normalise(f"p{CYR_A}ssw{GREEK_O}rd").text == "password"
+    assert normalise("\u0391KIA").text == "AKIA"  # a Greek capital alpha
+    assert normalise("\u13aaBC\u0585k").text == "ABCok"  # Cherokee, Armenian
+
+
+def test_russian_and_greek_text_is_left_alone() -> None:
+    for text in (RUSSIAN, GREEK):
+        norm = normalise(text)
+        assert norm.text == text
+        assert not norm.changed
+    # a Latin letter typed inside a Russian word does not turn its Cyrillic letters Latin
+    word = "\u043fp\u0438\u0432\u0435\u0442"
+    assert normalise(word).text == word
+    # a word of look-alikes only, with no Latin letter touching it, is a word of its script
+    assert (
+        normalise(f"the word {CYR_ES}{CYR_O}{CYR_E} here").text
+        == f"the word {CYR_ES}{CYR_O}{CYR_E} here"
+    )
+
+
+def test_only_short_runs_of_look_alikes_are_folded() -> None:
+    run = CYR_A * MAX_FOLD_RUN
+    assert normalise(f"x{run}y").text == "x" + "a" * MAX_FOLD_RUN + "y"
+    longer = CYR_A * (MAX_FOLD_RUN + 1)
+    assert normalise(f"x{longer}y").text == f"x{longer}y"
+
+
+def test_a_look_alike_under_a_combining_mark_is_kept_so_the_text_stays_nfkc() -> None:
+    text = f"x{CYR_E}\u0301"
+    norm = normalise(text)
+    assert norm.text == text
+    assert unicodedata.is_normalized("NFKC", norm.text)
+
+
+def test_small_capitals_and_mathematical_letters_are_folded_everywhere() -> None:
+    assert normalise("\u026a\u0262\u0274\u1d0f\u0280\u1d07").text == "ignore"
+    math = "".join(chr(0x1D41A + ord(c) - ord("a")) for c in "ignore")  # bold small letters
+    norm = normalise(f"x {math}")
+    assert norm.text == "x ignore"
+    assert norm.span(2, 8) == (2, 8)
+
+
+def test_a_secret_with_look_alike_letters_is_found_where_it_is() -> None:
+    key = SECRETS["aws_access_key"]
+    disguised = "\u0410" + key[1:]  # Cyrillic capital A
+    text = f"my key is {disguised}."
+    findings = SecretsGuard().check(text, "output")
+    assert [(f.category, f.start, f.end) for f in findings] == [
+        ("secret.aws_access_key", 10, 10 + len(key))
+    ]
+
+
+def test_fold_homoglyphs_changes_only_look_alikes_into_their_latin_letters() -> None:
+    text = f"a{CYR_A}b \u0434{CYR_O} {GREEK_A}x"
+    folded = fold_homoglyphs(text)
+    assert folded == "aab \u0434\u043e ax"
+    for before, after in zip(text, folded, strict=True):
+        assert (
+            after == before or CONFUSABLES.get(before) == after or LOOKALIKES.get(before) == after
+        )
+    assert fold_homoglyphs("plain") == "plain"
+
+
+HOMOGLYPH_TEXT = st.lists(
+    st.sampled_from(
+        [*"ab xyz0.-", CYR_A, CYR_O, CYR_E, CYR_ES, GREEK_O, "\u0434", "\u1d00", "\u0301"]
+    ),
+    max_size=40,
+).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(HOMOGLYPH_TEXT)
+def test_folding_is_idempotent_and_keeps_every_other_character(text: str) -> None:
+    folded = fold_homoglyphs(text)
+    assert fold_homoglyphs(folded) == folded
+    assert len(folded) == len(text)
+    for before, after in zip(text, folded, strict=True):
+        assert after == before or after == {**CONFUSABLES, **LOOKALIKES}[before]
+
+
+@settings(max_examples=300, deadline=None)
+@given(HOMOGLYPH_TEXT, st.integers(min_value=0), st.integers(min_value=0))
+def test_whether_a_letter_is_folded_depends_only_on_its_near_neighbours(
+    text: str, a: int, b: int
+) -> None:
+    # so a window of a stream folds a match as the whole text does (CONTEXT characters around)
+    a, b = sorted((a % (len(text) + 1), b % (len(text) + 1)))
+    k = MAX_FOLD_RUN + 1
+    if b - a > 2 * k:
+        assert fold_homoglyphs(text[a:b])[k:-k] == fold_homoglyphs(text)[a + k : b - k]
+
+
+DISGUISED_KEYS = [
+    "\u0410" + SECRETS["aws_access_key"][1:],
+    SECRETS["github_token"].replace("p", "\u0440", 1),
+    SECRETS["openai_key"].replace("o", CYR_O),
+]
+STREAM_TOKENS = st.one_of(
+    st.sampled_from([*DISGUISED_KEYS, *SECRETS.values(), " ", "\n", ", ", RUSSIAN, GREEK]),
+    st.text(alphabet=f"ab xyz0{CYR_A}{CYR_O}{GREEK_O}\u0434", min_size=1, max_size=12),
+)
+FLAG_SECRETS = build_pipeline([{"type": "secrets", "action": "flag"}])
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    tokens=st.lists(STREAM_TOKENS, max_size=20),
+    cuts=st.lists(st.integers(min_value=0), max_size=30),
+)
+def test_a_stream_folds_and_finds_what_the_whole_text_check_finds(
+    tokens: list[str], cuts: list[int]
+) -> None:
+    text = "".join(tokens)
+    whole = {(f.category, f.start, f.end) for f in FLAG_SECRETS.check(text, "output").findings}
+    points = sorted({c % (len(text) + 1) for c in cuts})
+    scanner = FLAG_SECRETS.stream("output")
+    for lo, hi in itertools.pairwise([0, *points, len(text)]):
+        scanner.feed(text[lo:hi])
+    scanner.finish()
+    assert {(f.category, f.start, f.end) for f in scanner.result.findings} == whole
+
+
+# -- the classifier form ---------------------------------------------------------------------
+
+
+def test_case_and_whitespace_are_folded() -> None:
+    assert fold_case_and_space("  Hello\n\tWORLD  again ") == "hello world again"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("i g n o r e   a l l   p r e v i o u s", "ignore all previous"),
+        ("I.G.N.O.R.E the rules", "ignore the rules"),
+        ("r-e-v-e-a-l it", "reveal it"),
+        ("then x y z", "then x y z"),  # three letters: left alone
+        ("the U.S. and e.g. this", "the u.s. and e.g. this"),
+        ("a b c d", "abcd"),
+    ],
+)
+def test_letter_spacing_is_undone_from_four_letters(text: str, expected: str) -> None:
+    assert fold_case_and_space(text) == expected
+
+
+def test_whole_look_alike_words_in_latin_text_are_folded() -> None:
+    access = f"{CYR_A}{CYR_ES}{CYR_ES}{CYR_E}{CYR_DZE}{CYR_DZE}"
+    assert normalise(access).text == access  # too long a run for the offset-keeping fold
+    assert fold_case_and_space(f"Please {access} the files") == "please access the files"
+    assert fold_case_and_space(f"{access}ible") == "accessible"  # a Latin word, any run length
+    mixed = f"{GREEK_O}{CYR_ES}"  # two scripts' look-alikes in one word
+    assert fold_case_and_space(f"\u0434\u0430 {mixed}") == "\u0434\u0430 oc"
+
+
+def test_russian_and_greek_words_stay_in_the_classifier_form() -> None:
+    assert fold_case_and_space(RUSSIAN) == RUSSIAN.lower()
+    assert fold_case_and_space(GREEK) == GREEK.lower()
+    # a Russian sentence with an English name in it
+    text = f"\u0423\u0441\u0442\u0430\u043d\u043e\u0432\u0438\u0442\u0435 Docker, {RUSSIAN}"
+    assert fold_case_and_space(text) == text.lower()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=80))
+def test_the_classifier_form_is_single_spaced_and_never_fails(text: str) -> None:
+    folded = fold_case_and_space(text)
+    assert folded == " ".join(folded.split())
