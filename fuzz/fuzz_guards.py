@@ -24,7 +24,9 @@ from modelseal.errors import InputError
 from modelseal.guard import DEFAULT_GUARDS, GuardPipeline, build_pipeline
 from modelseal.guard.text import normalise
 
-PIPELINE = build_pipeline(DEFAULT_GUARDS)  # regexes compiled before atheris instruments the code
+# the rule guards (regexes compiled before atheris instruments the code); the trained classifiers
+# judge windows as wholes, so "a stream blocks exactly when the whole text does" is not theirs
+PIPELINE = build_pipeline(DEFAULT_GUARDS[:3])
 MAX_TEXT = 1500
 
 _TYPES = ["size", "patterns", "secrets", "pii", "nope", 7]

@@ -29,7 +29,15 @@ def test_default_guards() -> None:
     before = copy.deepcopy(DEFAULT_GUARDS)
     pipeline = build_pipeline(DEFAULT_GUARDS)
     assert before == DEFAULT_GUARDS  # building never changes the spec
-    assert [g.name for g in pipeline.guards] == ["size", "secrets", "pii"]
+    assert [g.name for g in pipeline.guards] == [
+        "size",
+        "secrets",
+        "pii",
+        "injection",
+        "harm",
+        "harm_output",
+        "leak",
+    ]
     for text in (CARDS[0], IBANS[0], "123-45-6789", SECRETS["openai_key"]):
         assert pipeline.check(f"x {text} y", "input").blocked
         assert pipeline.check(f"x {text} y", "output").blocked
@@ -70,8 +78,8 @@ def test_a_full_configuration() -> None:
         ({"type": "size", "max_input_chars": 10}, "guards must be a list"),
         ("size", "guards must be a list"),
         ([42], r"guard 0: expected a mapping"),
-        ([{"max_input_chars": 3}], r"guard 0: missing 'type' \(known: patterns, pii, secrets"),
-        ([{"type": "sizes"}], r"guard 0: unknown type 'sizes' \(known: patterns, pii, secrets"),
+        ([{"max_input_chars": 3}], r"guard 0: missing 'type' \(known: harm, harm_output, inject"),
+        ([{"type": "sizes"}], r"guard 0: unknown type 'sizes' \(known: harm, harm_output, inj"),
         (
             [{"type": "secrets"}, {"type": "size", "max_imput_chars": 5}],
             r"guard 1 \(size\): unknown option 'max_imput_chars' \(known: max_input_chars",

@@ -18,7 +18,8 @@ from modelseal.guard.pipeline import MAX_FINDINGS
 from modelseal.guard.size import SizeGuard
 from tests.guard.samples import CARDS, SECRETS
 
-PIPELINE = build_pipeline(DEFAULT_GUARDS)
+# the rule guards of the default pipeline (the trained ones have their own tests)
+PIPELINE = build_pipeline(DEFAULT_GUARDS[:3])
 
 
 def test_a_clean_text_passes_every_guard_with_timings_and_versions() -> None:

@@ -14,7 +14,8 @@ from modelseal.guard import DEFAULT_GUARDS, Finding, GuardPipeline, Stage, build
 from modelseal.guard.pipeline import CONTEXT, StreamScanner
 from tests.guard.samples import CARDS, IBANS, SECRETS
 
-PIPELINE = build_pipeline(DEFAULT_GUARDS)
+# the rule guards of the default pipeline (the trained ones have their own tests)
+PIPELINE = build_pipeline(DEFAULT_GUARDS[:3])
 # everything flagged, nothing blocked: the scanner keeps going, so all findings can be compared
 FLAG_ALL = build_pipeline(
     [

@@ -14,6 +14,7 @@ window as a whole (a classifier) reports ``start = end = -1``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -76,6 +77,7 @@ class Verdict:
     findings: tuple[Finding, ...]
     latency_s: float
     version: str = ""
+    score: float | None = None  # a classifier's highest score on the text (None: no score)
 
     @property
     def block(self) -> Finding | None:
@@ -93,6 +95,7 @@ class Verdict:
             "blocked": self.blocked,
             "findings": [f.to_dict() for f in self.findings],
             "latency_s": self.latency_s,
+            "score": self.score,
         }
 
 
@@ -123,3 +126,17 @@ class LengthGuard(Protocol):
     """A guard that judges only the length of a text (the stream scanner feeds it totals)."""
 
     def check_length(self, length: int, stage: Stage) -> list[Finding]: ...
+
+
+@runtime_checkable
+class ScoredGuard(Protocol):
+    """A guard that also reports a score when it finds nothing (a trained classifier)."""
+
+    def check_scored(self, text: str, stage: Stage) -> tuple[list[Finding], float]: ...
+
+
+@runtime_checkable
+class ContextGuard(Protocol):
+    """A guard that needs the request's context (the system prompt, for the leak check)."""
+
+    def bind(self, context: Mapping[str, str]) -> Guard: ...

@@ -15,21 +15,37 @@ and type, and the option at fault.
 
 Common options of the built-in guards: ``name`` (default: the type; names must be unique in a
 pipeline) and ``stages`` (``["input", "output"]`` by default).
+
+Trained guards (:mod:`~modelseal.guard.trained`): ``injection`` (prompt injection and jailbreak,
+input), ``harm`` (harmful request with an MLCommons hazard category, input), ``harm_output``
+(harmful content, output). Options: ``threshold`` (0-1; default: the one calibrated at training
+and stored in the model), ``flag_threshold`` (flag at or above it), ``action``, ``stages``,
+``decode`` (score base64 / hex / percent / rot13 payloads too; default true),
+``system_messages`` (also judge the request's system and developer messages; default false:
+the operator's instructions are not an attack) and ``model`` (a
+model file of your own; default: the sealed model shipped in ``modelseal/guard/models``).
+
+``leak`` (output): the answer repeats ``min_words`` (8) consecutive words of the request's system
+prompt, or a planted string from ``canaries``; ``announce_action`` (``flag``) for answers that
+announce their instructions.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from modelseal.errors import InputError
 from modelseal.guard.base import ACTIONS, STAGES, Action, Guard
+from modelseal.guard.leak import DEFAULT_MIN_WORDS, LeakGuard
 from modelseal.guard.patterns import DEFAULT_MAX_SPAN, PatternGuard
 from modelseal.guard.pii import CATEGORIES, DEFAULT_ACTIONS, PiiGuard
 from modelseal.guard.pipeline import GuardPipeline
 from modelseal.guard.secrets import DEFAULT_MIN_ENTROPY, KNOWN, SecretsGuard
 from modelseal.guard.size import SizeGuard
+from modelseal.guard.trained import load_guard_file
 
 GuardFactory = Callable[[Mapping[str, Any]], Guard]
 
@@ -37,7 +53,14 @@ DEFAULT_GUARDS: list[dict[str, Any]] = [
     {"type": "size", "max_input_chars": 100_000, "max_output_chars": 100_000},
     {"type": "secrets"},
     {"type": "pii"},  # cards, IBANs and SSNs block; emails and phone numbers are flagged
+    {"type": "injection"},  # the trained classifiers, at their calibrated thresholds
+    {"type": "harm"},
+    {"type": "harm_output"},
+    {"type": "leak"},  # the request's system prompt repeated in the answer
 ]
+
+MODELS_DIR = Path(__file__).resolve().parent / "models"
+TRAINED = {"injection": "injection", "harm": "harm", "harm_output": "harm_output"}
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _REGISTRY: dict[str, GuardFactory] = {}
@@ -256,10 +279,63 @@ def _pii(options: Mapping[str, Any]) -> Guard:
     return guard
 
 
+def _leak(options: Mapping[str, Any]) -> Guard:
+    opts = GuardOptions(options)
+    min_words = opts.get_int("min_words", DEFAULT_MIN_WORDS, minimum=3)
+    guard = LeakGuard(
+        min_words=min_words if min_words is not None else DEFAULT_MIN_WORDS,
+        canaries=opts.get_str_list("canaries"),
+        action=opts.get_action(),
+        announce_action=opts.get_str("announce_action", "flag", ("block", "flag", "off")),
+        name=opts.get_name("leak"),
+    )
+    opts.done()
+    return guard
+
+
+def shipped_model(type_name: str) -> Path:
+    """The path of a shipped trained model (``modelseal/guard/models/NAME.safetensors``)."""
+    return MODELS_DIR / f"{TRAINED[type_name]}.safetensors"
+
+
+def _trained(type_name: str) -> GuardFactory:
+    def factory(options: Mapping[str, Any]) -> Guard:
+        opts = GuardOptions(options)
+        model = opts.get_str("model", "")
+        threshold = opts.get_float("threshold", -1.0, -1.0, 1.0)
+        flag = opts.get_float("flag_threshold", -1.0, -1.0, 1.0)
+        for key_, value in (("threshold", threshold), ("flag_threshold", flag)):
+            if opts.has(key_) and value < 0:
+                raise InputError(f"option {key_!r} must be a number from 0 to 1, not {value!r}")
+        action = opts.get_action()
+        stages = opts.get_stages(()) if opts.has("stages") else None
+        decode = opts.get_bool("decode", True)
+        system_messages = opts.get_bool("system_messages", False)
+        name = opts.get_name(type_name)
+        opts.done()
+        if flag >= 0 and threshold >= 0 and flag > threshold:
+            raise InputError("option 'flag_threshold' must not be above 'threshold'")
+        path = Path(model).expanduser() if model else shipped_model(type_name)
+        return load_guard_file(
+            path,
+            name=name,
+            threshold=threshold if threshold >= 0 else None,
+            flag_threshold=flag if flag >= 0 else None,
+            action=action,
+            stages=stages,
+            decode=decode,
+            system_messages=system_messages,
+        )
+
+    return factory
+
+
 for _type, _factory in (
     ("size", _size),
     ("patterns", _patterns),
     ("secrets", _secrets),
     ("pii", _pii),
+    ("leak", _leak),
+    *((t, _trained(t)) for t in TRAINED),
 ):
     register_guard(_type, _factory)

@@ -24,16 +24,25 @@ soon as ``CONTEXT`` characters follow it. Each character is checked at most
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from modelseal.errors import InputError
-from modelseal.guard.base import Finding, Guard, LengthGuard, Stage, Verdict
+from modelseal.guard.base import (
+    ContextGuard,
+    Finding,
+    Guard,
+    LengthGuard,
+    ScoredGuard,
+    Stage,
+    Verdict,
+)
 from modelseal.guard.text import visible_length
 
 CONTEXT = 4
 MAX_FINDINGS = 100
+SYSTEM_ROLES = frozenset({"system", "developer"})
 
 
 @dataclass
@@ -79,7 +88,13 @@ def _capped(findings: list[Finding]) -> tuple[Finding, ...]:
     return tuple(kept)
 
 
-def _verdict(guard: Guard, stage: Stage, findings: list[Finding], latency_s: float) -> Verdict:
+def _verdict(
+    guard: Guard,
+    stage: Stage,
+    findings: list[Finding],
+    latency_s: float,
+    score: float | None = None,
+) -> Verdict:
     return Verdict(
         guard=guard.name,
         stage=stage,
@@ -87,7 +102,16 @@ def _verdict(guard: Guard, stage: Stage, findings: list[Finding], latency_s: flo
         findings=_capped(findings),
         latency_s=latency_s,
         version=guard.version,
+        score=score,
     )
+
+
+def _run(
+    guard: Guard, scored: ScoredGuard | None, text: str, stage: Stage
+) -> tuple[list[Finding], float | None]:
+    if scored is not None:
+        return scored.check_scored(text, stage)
+    return guard.check(text, stage), None
 
 
 class GuardPipeline:
@@ -102,6 +126,26 @@ class GuardPipeline:
         self._length_guards: dict[int, LengthGuard] = {
             id(g): g for g in self.guards if isinstance(g, LengthGuard)
         }
+        self._scored: dict[int, ScoredGuard] = {
+            id(g): g for g in self.guards if isinstance(g, ScoredGuard)
+        }
+
+    @property
+    def contextual(self) -> bool:
+        """Whether some guard needs the request's context (see :meth:`bind`)."""
+        return any(isinstance(g, ContextGuard) for g in self.guards)
+
+    def bind(self, context: Mapping[str, str]) -> GuardPipeline:
+        """This pipeline with its context guards bound to one request's ``context``."""
+        if not context or not self.contextual:
+            return self
+        return GuardPipeline(
+            [g.bind(context) if isinstance(g, ContextGuard) else g for g in self.guards]
+        )
+
+    def scored_guard(self, guard: Guard) -> ScoredGuard | None:
+        """The guard as a :class:`ScoredGuard` when it reports scores, else None."""
+        return self._scored.get(id(guard))
 
     def guards_for(self, stage: Stage) -> tuple[Guard, ...]:
         return self._by_stage.get(stage, ())
@@ -126,29 +170,42 @@ class GuardPipeline:
         verdicts = []
         for guard in self.guards_for(stage):
             started = time.perf_counter()
-            findings = guard.check(text, stage)
-            verdicts.append(_verdict(guard, stage, findings, time.perf_counter() - started))
+            findings, score = _run(guard, self._scored.get(id(guard)), text, stage)
+            verdicts.append(_verdict(guard, stage, findings, time.perf_counter() - started, score))
         return PipelineResult(verdicts)
 
-    def check_messages(self, texts: Sequence[str], stage: Stage) -> PipelineResult:
+    def check_messages(
+        self, texts: Sequence[str], stage: Stage, roles: Sequence[str] | None = None
+    ) -> PipelineResult:
         """Check several texts (the messages of one request) as one.
 
         Pattern guards see the texts joined by newlines (offsets point into that joined text);
-        length guards judge the total length of the texts.
+        length guards judge the total length of the texts. With ``roles`` (one per text), a
+        guard whose ``checks_system`` is false (the trained classifiers: an operator's system
+        prompt is not an attack) does not see the ``system`` and ``developer`` messages.
         """
-        if len(texts) == 1:
+        if len(texts) == 1 and roles is None:
             return self.check(texts[0], stage)
         joined = "\n".join(texts)
+        untrusted: str | None = None
         total = sum(len(t) for t in texts)
         verdicts = []
         for guard in self.guards_for(stage):
             started = time.perf_counter()
             length_guard = self.length_guard(guard)
+            score: float | None = None
             if length_guard is not None:
                 findings = length_guard.check_length(total, stage)
             else:
-                findings = guard.check(joined, stage)
-            verdicts.append(_verdict(guard, stage, findings, time.perf_counter() - started))
+                text = joined
+                if roles is not None and not getattr(guard, "checks_system", True):
+                    if untrusted is None:
+                        untrusted = "\n".join(
+                            t for t, r in zip(texts, roles, strict=False) if r not in SYSTEM_ROLES
+                        )
+                    text = untrusted
+                findings, score = _run(guard, self._scored.get(id(guard)), text, stage)
+            verdicts.append(_verdict(guard, stage, findings, time.perf_counter() - started, score))
         return PipelineResult(verdicts)
 
     def stream(self, stage: Stage = "output", *, min_chunk: int = 0) -> StreamScanner:
@@ -171,6 +228,7 @@ class _Tally:
     findings: list[Finding] = field(default_factory=list)
     blocked: bool = False
     latency_s: float = 0.0
+    score: float | None = None
 
     def add(self, finding: Finding) -> None:
         is_block = finding.action == "block"
@@ -195,6 +253,7 @@ class StreamScanner:
         guards = pipeline.guards_for(stage)
         self._tallies = [_Tally(g) for g in guards]
         self._window_guards: list[tuple[int, Guard]] = []
+        self._scored = {i: pipeline.scored_guard(g) for i, g in enumerate(guards)}
         self._length_guards: list[tuple[int, LengthGuard]] = []
         for i, guard in enumerate(guards):
             length_guard = pipeline.length_guard(guard)
@@ -244,6 +303,7 @@ class StreamScanner:
                     findings=tuple(t.findings),
                     latency_s=t.latency_s,
                     version=t.guard.version,
+                    score=t.score,
                 )
                 for t in self._tallies
             ]
@@ -308,8 +368,11 @@ class StreamScanner:
         deferred = False
         for i, guard in self._window_guards:
             started = time.perf_counter()
-            findings = guard.check(window, self.stage)
-            self._tallies[i].latency_s += time.perf_counter() - started
+            findings, score = _run(guard, self._scored[i], window, self.stage)
+            tally = self._tallies[i]
+            tally.latency_s += time.perf_counter() - started
+            if score is not None and (tally.score is None or score > tally.score):
+                tally.score = score
             for f in findings:
                 if f.start >= 0:
                     if base > 0 and f.start < CONTEXT:

@@ -1,0 +1,166 @@
+"""Coverage-guided fuzzing of the trained guards' model file parser (atheris).
+
+    python fuzz/fuzz_guard_model.py CORPUS_DIR -atheris_runs=100000
+
+The first byte picks what to fuzz, so that most inputs get past the safetensors header:
+
+* raw bytes (the rest of the input) as a model file;
+* a valid small model whose ``__metadata__`` entry picked by the next byte (the format tag, the
+  featuriser settings, the categories, the category bits, the model metadata or a stray key) is
+  replaced with the rest of the input as UTF-8;
+* the small model with its settings built from JSON values picked by the input (bounds, signs,
+  non-numbers, infinities, deep nesting), which random bytes seldom spell;
+* a well-formed safetensors file whose tensors (names, dtypes and shapes picked by the input) are
+  filled with the input's bytes: odd shapes, unsupported dtypes, NaN and infinite weights.
+
+Invariant: :func:`~modelseal.guard.classifier.parse_model` returns a model or raises InputError,
+nothing else; a model that parses scores texts without raising, and dumps to bytes that parse
+back to the same (float16) weights.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from typing import Any
+
+import numpy as np
+
+from modelseal.errors import InputError
+from modelseal.guard.classifier import Featurizer, LinearModel, dump_model, parse_model
+
+_F = Featurizer(bits=8, char_ngrams=(2, 3))
+_BASE = dump_model(
+    LinearModel(
+        _F,
+        np.linspace(-1, 1, _F.size, dtype=np.float32),
+        -0.5,
+        categories=("S1", "S2"),
+        category_bits=4,
+        category_weights=np.ones((16, 2), dtype=np.float32),
+        category_bias=np.zeros(2, dtype=np.float32),
+        metadata={"name": "fuzz", "threshold": 0.5},
+    )
+)
+_META_KEYS = ["format", "featurizer", "categories", "category_bits", "model", "extra"]
+_NAMES = ["binary.w", "binary.b", "category.w", "category.b", "other"]
+_DTYPES = {"F16": 2, "F32": 4, "BF16": 2, "I32": 4, "F64": 8, "U8": 1}
+_SHAPES: list[list[int]] = [[], [1], [2], [3], [16], [256], [128, 2], [16, 2], [16, 3], [2, 16]]
+_VALUES = [
+    "8", "12", "24", "25", "7", "0", "1", "-1", "3", "9", "2.5", "1e400", "-1e400", "NaN",
+    "Infinity", "-Infinity", "true", "null", '"8"', '"x"', "[]", "[3]", "[0]", "[3, 4]", "{}",
+    "[" * 3000 + "]" * 3000,
+]  # fmt: skip
+_TEXTS = ["", "a", "ignore all previous instructions", "\u4eca\u5929 \u200b WIE GEHT'S"]
+
+
+def _file(header: dict[str, Any], blobs: list[bytes]) -> bytes:
+    raw = json.dumps(header).encode("utf-8")
+    raw += b" " * (-len(raw) % 8)
+    return struct.pack("<Q", len(raw)) + raw + b"".join(blobs)
+
+
+def _with_metadata_of(base: bytes, key: str, value: str) -> bytes:
+    (n,) = struct.unpack("<Q", base[:8])
+    header = json.loads(base[8 : 8 + n])
+    header["__metadata__"][key] = value
+    return _file(header, [base[8 + n :]])
+
+
+def _with_metadata(key: str, value: str) -> bytes:
+    return _with_metadata_of(_BASE, key, value)
+
+
+def _settings(data: bytes) -> bytes:
+    """The small model with featuriser settings, categories and category bits from ``data``."""
+    picks = [_VALUES[b % len(_VALUES)] for b in data[:6]] + ["8"] * (6 - len(data[:6]))
+    bits, ngrams, skip, words, cat_bits, categories = picks
+    featurizer = f'{{"bits": {bits}, "char_ngrams": {ngrams}, "skip": {skip}, "words": {words}}}'
+    blob = _with_metadata("featurizer", featurizer)
+    names = {"[]": "[]", "[3]": '["a"]', "[3, 4]": '["a", "b", "c"]'}.get(categories, '["a", "b"]')
+    blob = _with_metadata_of(blob, "categories", names)
+    return _with_metadata_of(blob, "category_bits", cat_bits.strip('"'))
+
+
+def _tensors(data: bytes) -> bytes:
+    """A well-formed safetensors file: the small model's tensors, some of them changed (name,
+    dtype or shape picked by ``data``, or dropped), all filled with ``data``'s bytes."""
+    pos = 0
+
+    def byte() -> int:
+        nonlocal pos
+        pos += 1
+        return data[pos - 1] if pos <= len(data) else 0
+
+    tensors: list[list[Any]] = [
+        ["binary.b", "F32", [1]],
+        ["binary.w", "F16", [_F.size]],
+        ["category.b", "F32", [2]],
+        ["category.w", "F16", [16, 2]],
+    ]
+    for _ in range(byte() % 4):
+        tensor = tensors[byte() % len(tensors)]
+        what = byte() % 4
+        if what == 0:
+            tensor[0] = _NAMES[byte() % len(_NAMES)]
+        elif what == 1:
+            tensor[1] = list(_DTYPES)[byte() % len(_DTYPES)]
+        elif what == 2:
+            tensor[2] = _SHAPES[byte() % len(_SHAPES)]
+        elif len(tensors) > 1:
+            tensors.remove(tensor)
+    (n,) = struct.unpack("<Q", _BASE[:8])
+    header: dict[str, Any] = {"__metadata__": json.loads(_BASE[8 : 8 + n])["__metadata__"]}
+    fill = data[pos:] or b"\0"
+    blobs: list[bytes] = []
+    offset = 0
+    for name, dtype, shape in tensors:
+        size = _DTYPES[dtype] * int(np.prod(shape, dtype=np.int64))
+        blob = (fill * (size // len(fill) + 1))[:size]
+        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + size]}
+        blobs.append(blob)
+        offset += size
+    return _file(header, blobs)
+
+
+def check_model(model: LinearModel) -> None:
+    for text in _TEXTS:
+        score = model.score(text)
+        if model.categories and score.category not in model.categories:
+            raise AssertionError(f"category {score.category!r} is not one of the model's")
+    again = parse_model(dump_model(model))
+    want = model.weights.astype(np.float16).astype(np.float32)
+    if not np.array_equal(again.weights, want, equal_nan=True):
+        raise AssertionError("weights changed in a dump and parse round trip")
+    if again.featurizer != model.featurizer or again.categories != model.categories:
+        raise AssertionError("settings changed in a dump and parse round trip")
+
+
+def test_one_input(data: bytes) -> None:
+    mode = data[0] % 4 if data else 0
+    rest = data[1:]
+    if mode == 0:
+        blob = rest
+    elif mode == 1:
+        key = _META_KEYS[rest[0] % len(_META_KEYS)] if rest else "model"
+        blob = _with_metadata(key, rest[1:].decode("utf-8", "replace"))
+    elif mode == 2:
+        blob = _settings(rest)
+    else:
+        blob = _tensors(rest)
+    try:
+        model = parse_model(blob, source="fuzz")
+    except InputError:
+        return
+    with np.errstate(all="ignore"):
+        check_model(model)
+
+
+def main() -> None:
+    from _atheris import run
+
+    run(test_one_input)
+
+
+if __name__ == "__main__":
+    main()

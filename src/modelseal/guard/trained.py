@@ -1,0 +1,185 @@
+"""Guards backed by the trained classifiers in :mod:`modelseal.guard.classifier`.
+
+One :class:`TrainedGuard` wraps one model and turns its probability into a finding:
+
+* the text is prepared once (normalised, lower-cased, single-spaced), then scored in windows of
+  ``WINDOW`` characters with ``WINDOW_STRIDE`` overlap, so an attack at the end of a long prompt
+  is judged on its own window instead of being diluted by the rest; the score is the highest
+  window's;
+* encoded payloads (base64, hex, percent-encoding, rot13; see :mod:`modelseal.guard.decode`) are
+  decoded and scored too, so wrapping an attack does not hide it;
+* ``score >= threshold`` gives a finding with ``action`` (block by default), ``flag_threshold``
+  (optional, lower) gives a ``flag`` finding; the category is the model's own label for binary
+  guards, or the top hazard class (``S1``-``S14``) for a model with a category head.
+
+Findings judge the window as a whole: ``start = end = -1`` and a detail that never quotes text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from modelseal.errors import InputError
+from modelseal.guard.base import STAGES, Action, Finding, Stage
+from modelseal.guard.classifier import LinearModel, Score, parse_model, prepare, windows
+
+WINDOW = 512
+WINDOW_STRIDE = 256
+MAX_WINDOWS = 256  # beyond this the stride grows (up to the window: no gaps), bounding the work
+SMALL_WINDOW = 96  # the start and end of long texts are also scored in these, so one
+SMALL_STRIDE = 48  # sentence before or after a long document is not diluted
+SMALL_EDGE = 4096  # how much of each end gets the small windows
+STREAM_CONTEXT = 256  # characters of earlier text kept with each new piece of a stream
+
+Variants = Callable[[str], Iterable[str]]
+
+
+def _default_variants() -> Variants | None:
+    try:
+        from modelseal.guard.decode import decoded_variants
+    except ImportError:  # pragma: no cover - the decoder ships with the package
+        return None
+
+    def variants(text: str) -> Iterable[str]:
+        return [d.text for d in decoded_variants(text)]
+
+    return variants
+
+
+class TrainedGuard:
+    """A guard from a trained model (see the module docstring)."""
+
+    def __init__(
+        self,
+        model: LinearModel,
+        *,
+        name: str | None = None,
+        threshold: float | None = None,
+        flag_threshold: float | None = None,
+        action: Action = "block",
+        stages: Iterable[str] | None = None,
+        category: str | None = None,
+        decode: bool = True,
+        digest: str = "",
+        system_messages: bool = False,
+    ) -> None:
+        self.model = model
+        meta = model.metadata
+        self._name = name or model.name
+        try:
+            shipped = float(meta.get("threshold", 0.5))
+            self.window = int(meta.get("window", WINDOW))
+            self.stride = int(meta.get("window_stride", WINDOW_STRIDE))
+        except (TypeError, ValueError, OverflowError):
+            raise InputError(f"model {model.name!r}: bad threshold or window settings") from None
+        if not 0.0 <= shipped <= 1.0:
+            raise InputError(f"model {model.name!r}: threshold {shipped} is not in [0, 1]")
+        if not 16 <= self.window <= 1 << 16 or not 1 <= self.stride <= self.window:
+            raise InputError(
+                f"model {model.name!r}: window {self.window} / stride {self.stride} must satisfy "
+                "16 <= window <= 65536 and 1 <= stride <= window"
+            )
+        self.threshold = float(threshold if threshold is not None else shipped)
+        self.flag_threshold = flag_threshold
+        if flag_threshold is not None and flag_threshold > self.threshold:
+            raise InputError("flag_threshold must not be above threshold")
+        self.action: Action = action
+        stage = str(meta.get("stage", "input"))
+        if stage not in STAGES:
+            raise InputError(f"model {model.name!r}: unknown stage {stage!r}")
+        self._stages = frozenset(stages) if stages is not None else frozenset({stage})
+        self.category = category or str(meta.get("category", model.name))
+        self._variants = _default_variants() if decode else None
+        self.digest = digest
+        # an operator's system prompt ("You are a helpful assistant") is not an attack
+        self.checks_system = system_messages
+        version = model.version or "0"
+        self._version = f"{version}+{digest[:12]}" if digest else version
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def version(self) -> str:
+        return self._version
+
+    @property
+    def stages(self) -> frozenset[str]:
+        return self._stages
+
+    @property
+    def max_span(self) -> int:
+        return STREAM_CONTEXT
+
+    def _spans(self, length: int) -> list[tuple[int, int]]:
+        stride = self.stride
+        if length > self.window and (length - self.window) // stride + 2 > MAX_WINDOWS:
+            stride = min(self.window, -(-(length - self.window) // (MAX_WINDOWS - 1)))
+        spans = list(windows(length, self.window, stride))
+        if length > self.window:
+            edge = min(length, SMALL_EDGE)
+            spans.extend(windows(edge, SMALL_WINDOW, SMALL_STRIDE))
+            if length > edge:
+                tail = length - edge
+                spans.extend(
+                    (tail + a, tail + b) for a, b in windows(edge, SMALL_WINDOW, SMALL_STRIDE)
+                )
+        return spans
+
+    def _best(self, text: str) -> Score:
+        prepared = prepare(text)
+        best_logit = float("-inf")
+        feats = self.model.featurizer
+        best_idx = None
+        for start, end in self._spans(len(prepared)):
+            idx = feats.prepared_indices(prepared[start:end])
+            z = self.model.logit(idx)
+            if z > best_logit:
+                best_logit, best_idx = z, idx
+        if best_idx is None:
+            best_idx = feats.prepared_indices(prepared)
+        return self.model.score_indices(best_idx)
+
+    def score(self, text: str) -> tuple[float, str]:
+        """The highest probability over the windows and decoded payloads, and its category."""
+        best = self._best(text)
+        if self._variants is not None:
+            for variant in self._variants(text):
+                s = self._best(variant)
+                if s.probability > best.probability:
+                    best = s
+        category = best.category or self.category
+        return best.probability, category
+
+    def check(self, text: str, stage: Stage) -> list[Finding]:
+        findings, _ = self.check_scored(text, stage)
+        return findings
+
+    def check_scored(self, text: str, stage: Stage) -> tuple[list[Finding], float]:
+        if not text.strip():
+            return [], 0.0
+        p, category = self.score(text)
+        if p >= self.threshold:
+            action = self.action
+            limit = self.threshold
+        elif self.flag_threshold is not None and p >= self.flag_threshold:
+            action, limit = "flag", self.flag_threshold
+        else:
+            return [], p
+        detail = f"{self.model.metadata.get('title', self.name)}: score at or above {limit:g}"
+        return [Finding(self.name, category, action, detail, score=round(p, 4))], p
+
+
+def load_guard_file(path: str | Path, **options: object) -> TrainedGuard:
+    """A guard from a model file, its version pinned to the file's SHA-256."""
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read guard model {p}: {exc.strerror or exc}") from None
+    digest = hashlib.sha256(data).hexdigest()
+    model = parse_model(data, source=str(p))
+    return TrainedGuard(model, digest=digest, **options)  # type: ignore[arg-type]
