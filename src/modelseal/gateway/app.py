@@ -11,7 +11,14 @@
 ``GET /dashboard``             the live dashboard page; ``/dashboard/events`` its SSE feed
 ``GET /admin/status``          identity checks, keys near their limits, audit position
 ``POST /admin/recheck``        run the identity checks now
+``GET /admin/extraction``      extraction-risk scores with their features (``?subject=``,
+                               ``?limit=``)
+``POST /admin/extraction/reset``  forget one subject's statistics (``{"subject": "key:..."}``)
 =========================  =========================================================
+
+The client's address (for the extraction statistics) is the socket peer, or with
+``extraction.trusted_proxies`` set, taken from ``X-Forwarded-For``
+(:func:`~.extraction.client_address`).
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
 from modelseal._version import __version__
+from modelseal.gateway.extraction import client_address
 from modelseal.gateway.service import Gateway, Operation, Reply
 from modelseal.gateway.upstream import error_body
 
@@ -68,11 +76,14 @@ class FastPath:
             if not message.get("more_body", False):
                 break
         authorization = None
+        forwarded: list[str] = []
         for name, value in scope["headers"]:
             if name == b"authorization":
                 authorization = value.decode("latin-1")
-                break
-        reply = await self.gateway.handle(operation, b"".join(chunks), authorization)
+            elif name == b"x-forwarded-for":
+                forwarded.append(value.decode("latin-1"))
+        client = _client(self.gateway, scope.get("client"), forwarded)
+        reply = await self.gateway.handle(operation, b"".join(chunks), authorization, client)
         if reply.stream is not None:
             await _response(reply)(scope, receive, send)
             return
@@ -109,7 +120,13 @@ def _routes(gateway: Gateway, manage_lifecycle: bool) -> FastAPI:
 
     async def completion(request: Request, operation: Operation) -> Response:
         raw = await request.body()
-        reply = await gateway.handle(operation, raw, request.headers.get("authorization"))
+        peer = request.client
+        client = _client(
+            gateway,
+            None if peer is None else (peer.host, peer.port),
+            request.headers.getlist("x-forwarded-for"),
+        )
+        reply = await gateway.handle(operation, raw, request.headers.get("authorization"), client)
         return _response(reply)
 
     async def chat_completions(request: Request) -> Response:
@@ -194,6 +211,44 @@ def _routes(gateway: Gateway, manage_lifecycle: bool) -> FastAPI:
             }
         )
 
+    @app.get("/admin/extraction")
+    async def admin_extraction(request: Request) -> Response:
+        if not _admin_ok(gateway, request, strict=True):
+            return _error(401, "the admin token is required", "invalid_admin_token")
+        monitor = gateway.extraction
+        if monitor is None:
+            return _json({"enabled": False, "top": []})
+        subject = request.query_params.get("subject")
+        if subject:
+            found = monitor.subject(subject)
+            if found is None:
+                return _error(404, f"no statistics for {subject!r}", "subject_not_found")
+            return _json(found)
+        try:
+            limit = max(1, min(1000, int(request.query_params.get("limit", "50"))))
+        except ValueError:
+            return _error(400, "limit must be an integer", "invalid_limit")
+        return _json(monitor.report(limit))
+
+    @app.post("/admin/extraction/reset")
+    async def admin_extraction_reset(request: Request) -> Response:
+        if not _admin_ok(gateway, request, strict=True):
+            return _error(401, "the admin token is required", "invalid_admin_token")
+        try:
+            doc = json.loads(await request.body())
+        except ValueError:
+            doc = None
+        subject = doc.get("subject") if isinstance(doc, dict) else None
+        if not isinstance(subject, str) or not subject:
+            wanted = 'expected {"subject": "key:<id>" or "addr:<address>"}'
+            return _error(400, wanted, "invalid_subject")
+        if gateway.extraction is None or not gateway.extraction.reset(subject):
+            return _error(404, f"no statistics for {subject!r}", "subject_not_found")
+        if gateway.audit is not None:
+            gateway.audit.record({"event": "extraction", "subject": subject, "action": "reset"})
+        gateway.publish_extraction()
+        return _json({"reset": subject})
+
     @app.post("/admin/recheck")
     async def admin_recheck(request: Request) -> Response:
         if not _admin_ok(gateway, request, strict=True):
@@ -237,10 +292,22 @@ async def _key_levels_loop(gateway: Gateway) -> None:
 
     while True:
         await asyncio.sleep(1.0)
+        gateway.publish_extraction()
         try:
             gateway.metrics.set_key_levels(await gateway.key_levels())
         except Error:  # a shared-state hiccup must not kill the dashboard feed
             continue
+
+
+def _client(gateway: Gateway, peer: Any, forwarded: list[str]) -> str | None:
+    """The client's address, when the extraction statistics want it."""
+    monitor = gateway.extraction
+    if monitor is None:
+        return None
+    host = peer[0] if isinstance(peer, list | tuple) and peer else None
+    return client_address(
+        host if isinstance(host, str) else None, forwarded, monitor.settings.trusted_proxies
+    )
 
 
 def _response(reply: Reply) -> Response:

@@ -60,18 +60,29 @@ def build_gateway(
     launched_file: Path | None = None,
 ) -> Gateway:
     from modelseal.gateway.audit import AuditLog
+    from modelseal.gateway.extraction import ExtractionMonitor
+    from modelseal.gateway.identity import verify_guard_models
     from modelseal.gateway.keys import ApiKey, KeyStore, hash_key
     from modelseal.gateway.limits import open_limits
     from modelseal.gateway.metrics import Metrics
     from modelseal.gateway.policy import ParamPolicy
     from modelseal.gateway.receipts import ReceiptSigner, load_or_create_receipt_key
-    from modelseal.guard.config import DEFAULT_GUARDS, build_pipeline
+    from modelseal.guard.config import DEFAULT_GUARDS, TRAINED, build_pipeline
 
     if not release_dir.is_dir():
         raise InputError(f"not a release directory: {release_dir}")
     if not bundle_path.is_file():
         raise InputError(f"no such seal bundle: {bundle_path}")
     paths = default_paths(config, home)
+    input_specs = list(config.input_guards) if config.input_guards is not None else DEFAULT_GUARDS
+    output_specs = (
+        list(config.output_guards) if config.output_guards is not None else DEFAULT_GUARDS
+    )
+    if any(
+        spec.get("type") in TRAINED and not spec.get("model")
+        for spec in [*input_specs, *output_specs]
+    ):
+        verify_guard_models()  # dog-fooding: the shipped guard weights must match their seal
     model_id = config.model_id or sealed_release_name(bundle_path) or release_dir.name
 
     def policy(spec: Any, where: str) -> ParamPolicy:
@@ -129,18 +140,15 @@ def build_gateway(
         ),
     )
     signer = ReceiptSigner(load_or_create_receipt_key(paths.receipt_key))
+    extraction = ExtractionMonitor(config.extraction) if config.extraction.enabled else None
     return Gateway(
         model_id=model_id,
         upstream=upstream,
         identity=identity,
         keys=store,
         limits=open_limits(redis_url or config.redis_url, config.redis_prefix),
-        input_guards=build_pipeline(
-            list(config.input_guards) if config.input_guards is not None else DEFAULT_GUARDS
-        ),
-        output_guards=build_pipeline(
-            list(config.output_guards) if config.output_guards is not None else DEFAULT_GUARDS
-        ),
+        input_guards=build_pipeline(input_specs),
+        output_guards=build_pipeline(output_specs),
         signer=signer,
         metrics=metrics,
         audit=None if paths.audit is None else AuditLog(paths.audit),
@@ -152,4 +160,5 @@ def build_gateway(
         upstream_id=upstream_id or config.upstream_id,
         record_prompts=config.record_prompts,
         admin_configured=admin_hash is not None,
+        extraction=extraction,
     )

@@ -39,10 +39,27 @@ key at fault::
       record_prompts: false   # raw prompts and answers stay out of the audit log unless true
     receipts:
       key: null               # Ed25519 key (default $MODELSEAL_HOME/gateway/receipt.key)
+    extraction:               # distillation / extraction defence (modelseal.gateway.extraction)
+      enabled: true
+      window_s: 3600          # statistics window
+      min_requests: 50        # fewer requests in the window scale the score down
+      history: 128            # prompt sketches remembered per subject
+      max_subjects: 4096      # API keys + client addresses tracked (least recent forgotten)
+      trusted_proxies: 0      # reverse proxies whose X-Forwarded-For is trusted (0: the peer)
+      exempt_keys: []         # key ids never scored nor acted on (an evaluation harness)
+      hysteresis: 0.1         # an action stops below its threshold minus this
+      alert_at: 0.5           # audit event, metric, dashboard (null: off)
+      strip_logprobs_at: 0.6  # remove logprobs, top_logprobs, logit_bias (null: off)
+      tighten_at: 0.7         # scale the subject's rate limits (null: off)
+      tighten_factor: 0.25
+      tighten_requests_per_minute: 60   # the limit scaled for a subject without one
+      refuse_at: 0.85         # 429 extraction_suspected (null: off)
+      weights: {}             # feature weights, by name, in [0, 1]
 """
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -50,6 +67,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from modelseal.errors import ConfigError
+from modelseal.gateway.extraction import FEATURES, ExtractionSettings
 
 CheckMode = Literal["closed", "open"]
 GuardMode = Literal["buffer", "stream"]
@@ -93,6 +111,7 @@ class GatewayConfig:
     audit_off: bool = False
     record_prompts: bool = False
     receipt_key: Path | None = None
+    extraction: ExtractionSettings = field(default_factory=ExtractionSettings)
 
     @property
     def allow_anonymous(self) -> bool:
@@ -108,6 +127,23 @@ _SECTIONS: dict[str, set[str]] = {
     "limits": {"redis", "prefix"},
     "audit": {"path", "record_prompts"},
     "receipts": {"key"},
+    "extraction": {
+        "enabled",
+        "window_s",
+        "min_requests",
+        "history",
+        "max_subjects",
+        "trusted_proxies",
+        "exempt_keys",
+        "hysteresis",
+        "alert_at",
+        "strip_logprobs_at",
+        "tighten_at",
+        "tighten_factor",
+        "tighten_requests_per_minute",
+        "refuse_at",
+        "weights",
+    },
 }
 _KEY_FIELDS = {"id", "hash", "requests_per_minute", "tokens_per_minute", "policy"}
 
@@ -195,6 +231,7 @@ def parse_config(doc: object, *, source: str = "config", base: Path | None = Non
             _opt_bool(audit.get("record_prompts", False), f"{where}: audit.record_prompts")
         ),
         receipt_key=path_of(sec["receipts"].get("key"), "receipts.key"),
+        extraction=_extraction(sec["extraction"], f"{where}: extraction"),
     )
 
 
@@ -316,3 +353,85 @@ def _keys(value: object, where: str) -> tuple[KeySpec, ...]:
             )
         )
     return tuple(keys)
+
+
+def _integer(value: object, where: str, minimum: int, maximum: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{where}: expected an integer, got {value!r}")
+    if value < minimum or (maximum is not None and value > maximum):
+        bound = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
+        raise ConfigError(f"{where}: must be {bound}, got {value}")
+    return value
+
+
+def _fraction(value: object, where: str, *, low: float = 0.0, high: float = 1.0) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+        raise ConfigError(f"{where}: expected a number, got {value!r}")
+    if not low <= value <= high:
+        raise ConfigError(f"{where}: must be between {low:g} and {high:g}, got {value}")
+    return float(value)
+
+
+def _finite(value: object, where: str, minimum: float) -> float:
+    number = _number(value, where, minimum)
+    if not math.isfinite(number):
+        raise ConfigError(f"{where}: expected a finite number, got {value!r}")
+    return number
+
+
+def _extraction(section: Mapping[str, Any], where: str) -> ExtractionSettings:
+    default = ExtractionSettings()
+
+    def threshold(name: str) -> float | None:
+        value = section.get(name, getattr(default, name))
+        return None if value is None else _fraction(value, f"{where}.{name}")
+
+    enabled = _opt_bool(section.get("enabled", True), f"{where}.enabled")
+    exempt = section.get("exempt_keys", [])
+    if not isinstance(exempt, list) or not all(isinstance(k, str) and k for k in exempt):
+        raise ConfigError(f"{where}.exempt_keys: expected a list of key ids, got {exempt!r}")
+    weights = _mapping(section.get("weights", {}), f"{where}.weights")
+    for name, value in weights.items():
+        if name not in FEATURES:
+            raise ConfigError(
+                f"{where}.weights: unknown feature {name!r}",
+                hint=f"features: {', '.join(FEATURES)}",
+            )
+        _fraction(value, f"{where}.weights.{name}")
+    factor = _fraction(
+        section.get("tighten_factor", default.tighten_factor), f"{where}.tighten_factor"
+    )
+    if factor <= 0:
+        raise ConfigError(f"{where}.tighten_factor: must be above 0, got {factor:g}")
+    return ExtractionSettings(
+        enabled=bool(enabled),
+        window_s=_finite(section.get("window_s", default.window_s), f"{where}.window_s", 60),
+        min_requests=_integer(
+            section.get("min_requests", default.min_requests), f"{where}.min_requests", 1
+        ),
+        history=_integer(section.get("history", default.history), f"{where}.history", 8, 4096),
+        max_subjects=_integer(
+            section.get("max_subjects", default.max_subjects), f"{where}.max_subjects", 1
+        ),
+        trusted_proxies=_integer(
+            section.get("trusted_proxies", default.trusted_proxies),
+            f"{where}.trusted_proxies",
+            0,
+            16,
+        ),
+        exempt_keys=tuple(exempt),
+        hysteresis=_fraction(
+            section.get("hysteresis", default.hysteresis), f"{where}.hysteresis", high=0.5
+        ),
+        alert_at=threshold("alert_at"),
+        strip_logprobs_at=threshold("strip_logprobs_at"),
+        tighten_at=threshold("tighten_at"),
+        tighten_factor=factor,
+        tighten_requests_per_minute=_finite(
+            section.get("tighten_requests_per_minute", default.tighten_requests_per_minute),
+            f"{where}.tighten_requests_per_minute",
+            0.001,
+        ),
+        refuse_at=threshold("refuse_at"),
+        weights={name: float(value) for name, value in weights.items()},
+    )

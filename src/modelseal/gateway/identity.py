@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from modelseal.errors import Error, UpstreamError
+from modelseal.errors import Error, ModelRefused, UpstreamError
 from modelseal.gateway.upstream import Upstream
 
 
@@ -343,3 +343,40 @@ class IdentityMonitor:
         while True:
             await asyncio.sleep(self.interval_s)
             await self.check_now()
+
+
+GUARD_MODELS_SEAL = "models-seal"
+
+
+def verify_guard_models(models_dir: Path | None = None) -> str:
+    """Verify the shipped guard weights against their seal (dog-fooding) before they are loaded.
+
+    The weights in ``modelseal/guard/models`` are a release certified by ``make train-guards``;
+    its bundle and trust root ship beside it in ``modelseal/guard/models-seal``. Returns the
+    seal's serial; raises :class:`ModelRefused` naming every failed check (a changed or missing
+    weight file, a bad signature, an expired seal).
+    """
+    from modelseal.ca.truststore import load_trust
+    from modelseal.guard.config import MODELS_DIR
+    from modelseal.seal.bundle import SealBundle
+    from modelseal.seal.verify import verify_seal
+
+    models = models_dir or MODELS_DIR
+    seal_dir = models.parent / GUARD_MODELS_SEAL
+    bundle_path = seal_dir / "models.seal.json"
+    try:
+        bundle = SealBundle.from_json(bundle_path.read_bytes(), str(bundle_path))
+        trust = load_trust(seal_dir / "trust")
+        result = verify_seal(models, bundle, trust)
+    except OSError as exc:
+        raise ModelRefused(f"guard models: cannot read their seal: {exc}") from None
+    except Error as exc:
+        raise ModelRefused(f"guard models: {exc.message}") from None
+    failed = [c for c in result.checks if not c.ok and not c.skipped]
+    if failed:
+        reasons = "; ".join(f"{c.name}: {c.reason}" for c in failed)
+        raise ModelRefused(
+            f"guard models in {models} do not verify against their seal: {reasons}",
+            hint="reinstall modelseal, or rebuild and re-seal them with `make train-guards`",
+        )
+    return str(result.serial)

@@ -13,8 +13,9 @@ bounded ring of recent ``(time, duration)`` samples and are computed in
 :meth:`Metrics.snapshot`, which the dashboard asks for about once a second.
 
 Label values that a client can influence are bounded: at most :data:`MAX_KEYS` distinct API key
-ids and :data:`MAX_MODELS` distinct model names get their own series, later ones are counted
-under :data:`OTHER`.
+ids, :data:`MAX_MODELS` distinct model names and :data:`MAX_ADDRESSES` client addresses get their
+own series, later ones are counted under :data:`OTHER`. The extraction-risk gauge covers only the
+:data:`RISK_SERIES` riskiest subjects at each refresh.
 
 The gateway runs on one asyncio event loop; a plain lock still guards every update so that a
 metrics object shared with a thread (a test, an audit writer) stays consistent.
@@ -56,6 +57,10 @@ TOKEN_BUCKETS: Final[tuple[float, ...]] = tuple(float(4**i) for i in range(9))
 MAX_KEYS: Final = 1000
 MAX_MODELS: Final = 100
 MAX_GUARD_LABELS: Final = 200
+MAX_ADDRESSES: Final = 200
+RISK_SERIES: Final = 50
+#: Extraction-defence actions, as counted by ``modelseal_extraction_actions_total``.
+EXTRACTION_ACTIONS: Final = ("alert", "strip_logprobs", "tighten", "refuse")
 OTHER: Final = "other"
 ANONYMOUS: Final = "anonymous"
 NONE: Final = "none"
@@ -287,6 +292,7 @@ class Metrics:
         self._models = _Capped(MAX_MODELS)
         self._guard_names = _Capped(MAX_GUARD_LABELS)
         self._categories = _Capped(MAX_GUARD_LABELS)
+        self._addresses = _Capped(MAX_ADDRESSES)
 
         self.duration = Histogram(
             "gen_ai_client_operation_duration_seconds",
@@ -355,6 +361,32 @@ class Metrics:
             "modelseal_requests_in_flight",
             "modelseal.requests.in_flight: Requests being answered now",
         )
+        self.extraction_risk = Gauge(
+            "modelseal_extraction_risk",
+            "modelseal.extraction.risk: Extraction (distillation) risk score, 0..1, of the "
+            "riskiest subjects (API keys and client addresses)",
+            ("subject_kind", "subject"),
+        )
+        self.extraction_actions = Counter(
+            "modelseal_extraction_actions_total",
+            "modelseal.extraction.actions: Extraction-defence actions: alerts raised, requests "
+            "whose log-probabilities were stripped, checked against tightened limits, refused",
+            ("action",),
+        )
+        for action in EXTRACTION_ACTIONS:
+            self.extraction_actions.inc((action,), 0)
+        self.extraction_subjects = Gauge(
+            "modelseal_extraction_subjects",
+            "modelseal.extraction.subjects: API keys and client addresses with statistics",
+        )
+        self.extraction_updates = Counter(
+            "modelseal_extraction_updates_total",
+            "modelseal.extraction.updates: Requests added to the extraction statistics",
+        )
+        self.extraction_update_seconds = Counter(
+            "modelseal_extraction_update_seconds_total",
+            "modelseal.extraction.update: Time spent updating the extraction statistics",
+        )
         self.families: tuple[_Family, ...] = (
             self.duration,
             self.tokens,
@@ -369,6 +401,11 @@ class Metrics:
             self.seal_not_after,
             self.receipts,
             self.inflight,
+            self.extraction_risk,
+            self.extraction_actions,
+            self.extraction_subjects,
+            self.extraction_updates,
+            self.extraction_update_seconds,
         )
 
         # dashboard state
@@ -387,6 +424,7 @@ class Metrics:
         self._seal: dict[str, Any] | None = None
         self._seal_at = 0.0
         self._key_levels: list[dict[str, Any]] = []
+        self._extraction_top: list[dict[str, Any]] = []
 
     # --- hot path --------------------------------------------------------------------------------
 
@@ -477,6 +515,19 @@ class Metrics:
             self.ratelimit_rejections.inc(pair)
             self._rejections[pair] = self._rejections.get(pair, 0) + 1
 
+    def observe_extraction(
+        self, *, seconds: float, applied: Sequence[str] = (), alerts: int = 0
+    ) -> None:
+        """Record one update of the extraction statistics, the actions applied to its request
+        (``strip_logprobs``, ``tighten``, ``refuse``) and the alerts it raised."""
+        with self._lock:
+            self.extraction_updates.inc()
+            self.extraction_update_seconds.inc((), _finite(seconds))
+            for action in applied:
+                self.extraction_actions.inc((action,))
+            if alerts:
+                self.extraction_actions.inc(("alert",), alerts)
+
     def in_flight(self, delta: int) -> None:
         """Move the in-flight gauge by ``delta`` (+1 when a request starts, -1 when it ends)."""
         with self._lock:
@@ -534,6 +585,39 @@ class Metrics:
                     self.ratelimit_used.set(labels, level["used_fraction"])
             self._key_levels = ordered[:TOP_N]
 
+    def set_extraction(self, subjects: Sequence[dict[str, Any]], tracked: int) -> None:
+        """Replace the riskiest subjects (reports of ``ExtractionMonitor.top``, riskiest first):
+        the risk gauge for the first :data:`RISK_SERIES`, the dashboard's table for the first
+        :data:`TOP_N`."""
+        with self._lock:
+            self.extraction_risk.clear()
+            for subject in subjects[:RISK_SERIES]:
+                kind = str(subject.get("kind"))
+                name = str(subject.get("id"))
+                label = self._keys(name) if kind == "key" else self._addresses(name)
+                labels = (kind, label)
+                score = _finite(float(subject.get("score") or 0.0))
+                if score >= self.extraction_risk.values.get(labels, 0.0):
+                    self.extraction_risk.set(labels, score)
+            self.extraction_subjects.set((), tracked)
+            self._extraction_top = [
+                {
+                    "subject": subject.get("subject"),
+                    "kind": subject.get("kind"),
+                    "id": subject.get("id"),
+                    "score": subject.get("score"),
+                    "peak": subject.get("peak"),
+                    "actions": list(subject.get("actions") or ()),
+                    "requests": subject.get("requests"),
+                    "reasons": list(subject.get("reasons") or ()),
+                    "features": {
+                        name: item.get("value")
+                        for name, item in (subject.get("features") or {}).items()
+                    },
+                }
+                for subject in subjects[:TOP_N]
+            ]
+
     # --- output ----------------------------------------------------------------------------------
 
     def render(self) -> str:
@@ -564,6 +648,19 @@ class Metrics:
             seal = None if self._seal is None else dict(self._seal)
             seal_age = now - self._seal_at
             keys = [dict(level) for level in self._key_levels]
+            extraction = {
+                "subjects": int(self.extraction_subjects.get()),
+                "top": [dict(subject) for subject in self._extraction_top],
+                "actions": {
+                    labels[0]: int(count)
+                    for labels, count in self.extraction_actions.values.items()
+                },
+                "updates": int(self.extraction_updates.get()),
+                "update_mean_s": self.extraction_update_seconds.get()
+                / self.extraction_updates.get()
+                if self.extraction_updates.get()
+                else None,
+            }
             totals = (self._requests, self._tokens_in, self._tokens_out)
             in_flight = self._in_flight
             receipts = int(self.receipts.get())
@@ -637,6 +734,7 @@ class Metrics:
             },
             "seal": None if seal is None else {**seal, "age_s": seal_age},
             "keys": keys,
+            "extraction": extraction,
             "in_flight": in_flight,
             "receipts": receipts,
             "series": {"rps": series_rps, "latency_s": series_latency},

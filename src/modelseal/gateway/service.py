@@ -24,10 +24,17 @@ import orjson
 
 from modelseal.errors import GatewayError, PolicyViolation, UpstreamError
 from modelseal.gateway import sse
+from modelseal.gateway.extraction import (
+    REFUSE,
+    STRIP,
+    TIGHTEN,
+    ExtractionMonitor,
+    subject_address,
+)
 from modelseal.gateway.identity import IdentityMonitor
 from modelseal.gateway.upstream import Upstream, UpstreamStream, error_body, upstream_error_body
 from modelseal.guard.base import Finding
-from modelseal.guard.pipeline import GuardPipeline, PipelineResult
+from modelseal.guard.pipeline import SYSTEM_ROLES, GuardPipeline, PipelineResult
 
 Operation = Literal["chat", "text_completion"]
 ENDPOINTS: dict[Operation, str] = {
@@ -82,10 +89,16 @@ class Exchange:
     input_tokens: int = 0
     output_tokens: int = 0
     ttft_s: float | None = None
+    system: str = ""  # the request's system / developer messages (the leak guard's context)
     prompt: list[str] | None = None
     answer: str | None = None
     error: str | None = None
     guard_results: list[PipelineResult] = field(default_factory=list)
+    client: str | None = None  # the client's address (for the extraction statistics)
+    arrived: float = 0.0  # on the extraction monitor's clock
+    body: dict[str, Any] | None = None  # as the client sent it (for the extraction statistics)
+    extraction: int = 0  # extraction action bits in force for this request
+    extraction_applied: list[str] = field(default_factory=list)
 
 
 class Gateway:
@@ -110,6 +123,7 @@ class Gateway:
         upstream_id: str | None = None,
         record_prompts: bool = False,
         admin_configured: bool = False,
+        extraction: ExtractionMonitor | None = None,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.model_id = model_id
@@ -129,6 +143,7 @@ class Gateway:
         self.anonymous_tpm = anonymous_tpm
         self.configured_upstream_id = upstream_id
         self.record_prompts = record_prompts
+        self.extraction = extraction
         self._clock = clock
         self.started_at = datetime.now(UTC)
         self.recent_keys: dict[str, Caller] = {}
@@ -162,8 +177,18 @@ class Gateway:
 
     # -- the request path -----------------------------------------------------------------
 
-    async def handle(self, operation: Operation, raw: bytes, authorization: str | None) -> Reply:
-        exchange = Exchange(operation, _digest(raw), self._clock())
+    async def handle(
+        self,
+        operation: Operation,
+        raw: bytes,
+        authorization: str | None,
+        client: str | None = None,
+    ) -> Reply:
+        """Answer one request; ``client`` is the client's address (see
+        :func:`~.extraction.client_address`)."""
+        exchange = Exchange(operation, _digest(raw), self._clock(), client=client)
+        if self.extraction is not None:
+            exchange.arrived = self.extraction.clock()
         self.metrics.in_flight(1)
         try:
             reply = await self._handle(exchange, raw, authorization)
@@ -205,11 +230,27 @@ class Gateway:
                 f"the model {model!r} does not exist here; this gateway serves {self.model_id!r}",
                 param="model",
             )
+        if self.extraction is not None:
+            ex.body = body
+            ex.extraction = self.extraction.actions(caller.key_id, ex.client)
+            if ex.extraction & REFUSE:
+                ex.extraction_applied.append("refuse")
+                return self._refuse(
+                    ex,
+                    429,
+                    "extraction_suspected",
+                    "the traffic from this API key or address looks like model extraction "
+                    "(distillation); requests are refused for now",
+                    "rate_limit_error",
+                )
         try:
             body, ex.policy_notes = _apply_policy(body, caller.policy)
         except PolicyViolation as exc:
             return self._refuse(ex, 400, "parameter_not_allowed", exc.message, param=exc.param)
-        texts = _input_texts(ex.operation, body)
+        if ex.extraction & STRIP:
+            body = _strip_logprobs(body, ex)
+        roles: list[str] = []
+        texts = _input_texts(ex.operation, body, roles)
         if texts is None:
             field_name = "messages" if ex.operation == "chat" else "prompt"
             return self._refuse(
@@ -225,10 +266,14 @@ class Gateway:
             return self._refuse(ex, 503, "limits_unavailable", exc.message, "service_unavailable")
         if limited is not None:
             return limited
-        checked = self.input_guards.check_messages(texts, "input")
+        checked = self.input_guards.check_messages(texts, "input", roles or None)
         self._record_verdicts(ex, checked)
         if checked.blocked:
             return self._blocked(ex, checked.block, "input")
+        if roles:
+            ex.system = "\n".join(
+                t for t, r in zip(texts, roles, strict=False) if r in SYSTEM_ROLES
+            )
         if self.record_prompts:
             ex.prompt = list(texts)
         ex.stream = bool(body.get("stream"))
@@ -237,6 +282,12 @@ class Gateway:
         if ex.stream:
             return await self._stream(ex, body, path)
         return await self._whole(ex, body, path)
+
+    def _output_guards(self, ex: Exchange) -> GuardPipeline:
+        """The output pipeline, bound to the request's system prompt when a guard needs it."""
+        if ex.system and self.output_guards.contextual:
+            return self.output_guards.bind({"system": ex.system})
+        return self.output_guards
 
     def _authenticate(self, authorization: str | None) -> Caller | None:
         secret = None
@@ -263,19 +314,32 @@ class Gateway:
         self, ex: Exchange, caller: Caller, texts: Sequence[str]
     ) -> Reply | None:
         who = caller.key_id or "anonymous"
+        if ex.extraction & TIGHTEN:
+            caller = ex.caller = self._tightened(caller)
+            ex.extraction_applied.append("tighten")
+        bucket = _bucket(ex, caller)
         if caller.rpm:
-            took = await self.limits.take(f"{who}:requests", 1, caller.rpm, caller.rpm / 60.0)
+            took = await self.limits.take(f"{bucket}:requests", 1, caller.rpm, caller.rpm / 60.0)
             if not took.allowed:
                 return self._rate_limited(ex, who, "requests", caller.rpm, took.retry_after_s)
         if caller.tpm:
             estimate = max(1, sum(len(t) for t in texts) // 4)
             took = await self.limits.take(
-                f"{who}:tokens", min(estimate, caller.tpm), caller.tpm, caller.tpm / 60.0
+                f"{bucket}:tokens", min(estimate, caller.tpm), caller.tpm, caller.tpm / 60.0
             )
             if not took.allowed:
                 return self._rate_limited(ex, who, "tokens", caller.tpm, took.retry_after_s)
             ex.input_tokens = estimate  # charged so far; settled after the answer
         return None
+
+    def _tightened(self, caller: Caller) -> Caller:
+        """The caller's rate limits scaled down (extraction risk); a base limit when none."""
+        assert self.extraction is not None
+        settings = self.extraction.settings
+        factor = settings.tighten_factor
+        rpm = (caller.rpm or settings.tighten_requests_per_minute) * factor
+        tpm = caller.tpm * factor if caller.tpm else None
+        return Caller(caller.key_id, caller.policy, rpm, tpm)
 
     async def _settle_tokens(self, ex: Exchange, charged: int) -> None:
         caller = ex.caller
@@ -283,10 +347,9 @@ class Gateway:
             return
         extra = ex.input_tokens + ex.output_tokens - charged
         if extra:
-            who = caller.key_id or "anonymous"
             with contextlib.suppress(GatewayError):  # the answer is out; the debt counts next time
                 await self.limits.take(
-                    f"{who}:tokens", extra, caller.tpm, caller.tpm / 60.0, debt=True
+                    f"{_bucket(ex, caller)}:tokens", extra, caller.tpm, caller.tpm / 60.0, debt=True
                 )
 
     # -- whole answers --------------------------------------------------------------------
@@ -311,7 +374,7 @@ class Gateway:
             )
         ex.response_id = str(answer.get("id") or _new_id(ex.operation))
         ex.ttft_s = self._clock() - ex.started
-        checked = self.output_guards.check_messages(texts, "output")
+        checked = self._output_guards(ex).check_messages(texts, "output")
         self._record_verdicts(ex, checked)
         usage = answer.get("usage") if isinstance(answer.get("usage"), dict) else {}
         ex.input_tokens = _int(usage.get("prompt_tokens"), ex.input_tokens)
@@ -419,7 +482,7 @@ class Gateway:
                             text = ""
                         scanner = scanners.get(index)
                         if scanner is None:
-                            scanner = scanners[index] = self.output_guards.stream("output")
+                            scanner = scanners[index] = self._output_guards(ex).stream("output")
                             released[index] = []
                         out = text
                         if text:
@@ -549,11 +612,12 @@ class Gateway:
     ) -> Reply:
         self.metrics.rate_limited(key=who, limit=limit)
         ex.status = "rate_limited"
+        tightened = " (tightened: extraction risk)" if ex.extraction & TIGHTEN else ""
         return self._refuse(
             ex,
             429,
             "rate_limit_exceeded",
-            f"rate limit reached for {who}: {per_minute:g} {limit} per minute; "
+            f"rate limit reached for {who}: {per_minute:g} {limit} per minute{tightened}; "
             f"retry after {retry_after:.1f} s",
             limit,
             headers={"retry-after": str(max(1, round(retry_after + 0.5)))},
@@ -622,6 +686,7 @@ class Gateway:
         duration = self._clock() - ex.started
         self.metrics.in_flight(-1)
         self._observe_guards(ex)
+        self._observe_extraction(ex)
         blocked = ex.blocked_by
         self.metrics.observe_request(
             model=self.model_id,
@@ -661,6 +726,34 @@ class Gateway:
             event["answer"] = ex.answer
         self.audit.record(event)
 
+    def _observe_extraction(self, ex: Exchange) -> None:
+        """Feed the request to the extraction statistics; record the actions that changed."""
+        monitor = self.extraction
+        if monitor is None or ex.body is None or ex.caller is None:
+            return
+        started = time.perf_counter()
+        changes = monitor.observe(
+            key_id=ex.caller.key_id,
+            address=ex.client,
+            operation=ex.operation,
+            body=ex.body,
+            prompt_tokens=ex.input_tokens,
+            completion_tokens=ex.output_tokens,
+            at=ex.arrived,
+        )
+        alerts = sum(1 for c in changes if c.action == "alert" and c.state == "on")
+        self.metrics.observe_extraction(
+            seconds=time.perf_counter() - started, applied=ex.extraction_applied, alerts=alerts
+        )
+        if self.audit is not None:
+            for change in changes:
+                self.audit.record(change.to_event())
+
+    def publish_extraction(self, top: int = 50) -> None:
+        """Hand the riskiest subjects to the metrics (gauges) and the dashboard."""
+        if self.extraction is not None:
+            self.metrics.set_extraction(self.extraction.top(top), len(self.extraction))
+
     # -- state shared with the dashboard ----------------------------------------------------
 
     async def key_levels(self) -> list[dict[str, Any]]:
@@ -684,7 +777,37 @@ def _apply_policy(body: dict[str, Any], policy: Any) -> tuple[dict[str, Any], li
     return apply_policy(body, policy)
 
 
-def _input_texts(operation: Operation, body: Mapping[str, Any]) -> list[str] | None:
+def _bucket(ex: Exchange, caller: Caller) -> str:
+    """The rate-limit bucket prefix: the key id; "anonymous" (shared); an anonymous client
+    whose limits are tightened (extraction risk) gets buckets of its own address."""
+    if caller.key_id is not None:
+        return caller.key_id
+    if ex.extraction & TIGHTEN and ex.client:
+        return f"anonymous@{subject_address(ex.client)}"  # an IPv6 client: its /64
+    return "anonymous"
+
+
+def _strip_logprobs(body: dict[str, Any], ex: Exchange) -> dict[str, Any]:
+    """``body`` without logprobs, top_logprobs and logit_bias (a copy when any is there)."""
+    present = [name for name in ("logprobs", "top_logprobs", "logit_bias") if name in body]
+    if not present:
+        return body
+    out = dict(body)
+    stripped = False
+    for name in present:
+        value = out.pop(name)
+        if value not in (None, False, 0, {}, []):
+            ex.policy_notes.append(f"{name}: stripped (extraction risk)")
+            stripped = True
+    if stripped:
+        ex.extraction_applied.append("strip_logprobs")
+    return out
+
+
+def _input_texts(
+    operation: Operation, body: Mapping[str, Any], roles: list[str] | None = None
+) -> list[str] | None:
+    """The texts of a request to guard; ``roles`` (when given) gets each text's message role."""
     if operation == "chat":
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages:
@@ -693,6 +816,8 @@ def _input_texts(operation: Operation, body: Mapping[str, Any]) -> list[str] | N
         for message in messages:
             if not isinstance(message, dict):
                 return None
+            role = message.get("role")
+            role = role if isinstance(role, str) else "user"
             content = message.get("content")
             if isinstance(content, str):
                 texts.append(content)
@@ -704,6 +829,8 @@ def _input_texts(operation: Operation, body: Mapping[str, Any]) -> list[str] | N
                 function = call.get("function") if isinstance(call, dict) else None
                 if isinstance(function, dict) and isinstance(function.get("arguments"), str):
                     texts.append(function["arguments"])
+            if roles is not None:
+                roles.extend([role] * (len(texts) - len(roles)))
         return texts
     prompt = body.get("prompt")
     if isinstance(prompt, str):
