@@ -13,9 +13,12 @@ The first byte picks what to fuzz, so that most inputs get past the safetensors 
 * a well-formed safetensors file whose tensors (names, dtypes and shapes picked by the input) are
   filled with the input's bytes: odd shapes, unsupported dtypes, NaN and infinite weights.
 
-Invariant: :func:`~modelseal.guard.classifier.parse_model` returns a model or raises InputError,
-nothing else; a model that parses scores texts without raising, and dumps to bytes that parse
-back to the same (float16) weights.
+* the same two for a small ensemble model (``modelseal-guard-ensemble/1``): a metadata entry
+  (format, featuriser, network bits, categories, model metadata) replaced, or its tensors changed.
+
+Invariant: :func:`~modelseal.guard.classifier.parse_guard_model` returns a model or raises
+InputError, nothing else; a model that parses scores texts without raising, and dumps to bytes that
+parse back to the same (float16) weights.
 """
 
 from __future__ import annotations
@@ -27,7 +30,15 @@ from typing import Any
 import numpy as np
 
 from modelseal.errors import InputError
-from modelseal.guard.classifier import Featurizer, LinearModel, dump_model, parse_model
+from modelseal.guard.classifier import (
+    EnsembleModel,
+    Featurizer,
+    GuardModel,
+    LinearModel,
+    dump_ensemble,
+    dump_model,
+    parse_guard_model,
+)
 
 _F = Featurizer(bits=8, char_ngrams=(2, 3))
 _BASE = dump_model(
@@ -42,10 +53,39 @@ _BASE = dump_model(
         metadata={"name": "fuzz", "threshold": 0.5},
     )
 )
+_ENSEMBLE = dump_ensemble(
+    EnsembleModel(
+        LinearModel(_F, np.linspace(-1, 1, _F.size, dtype=np.float32), -0.5),
+        ft_bits=8,
+        embedding=np.linspace(-1, 1, 256 * 2, dtype=np.float32).reshape(256, 2),
+        hidden_w=np.ones((3, 2), dtype=np.float32),
+        hidden_b=np.zeros(3, dtype=np.float32),
+        out_w=np.ones(3, dtype=np.float32),
+        out_b=0.0,
+        categories=("S1", "S2"),
+        category_w=np.ones((2, 3), dtype=np.float32),
+        category_b=np.zeros(2, dtype=np.float32),
+        metadata={"name": "fuzz", "threshold": 0.5},
+    )
+)
+_ENSEMBLE_KEYS = ["format", "featurizer", "ft_bits", "categories", "model", "extra"]
+_ENSEMBLE_TENSORS: list[list[Any]] = [
+    ["binary.b", "F32", [1]],
+    ["binary.w", "F16", [_F.size]],
+    ["ft.emb", "F16", [256, 2]],
+    ["ft.w1", "F32", [3, 2]],
+    ["ft.b1", "F32", [3]],
+    ["ft.w2", "F32", [3]],
+    ["ft.b2", "F32", [1]],
+    ["category.w", "F32", [2, 3]],
+    ["category.b", "F32", [2]],
+]
 _META_KEYS = ["format", "featurizer", "categories", "category_bits", "model", "extra"]
-_NAMES = ["binary.w", "binary.b", "category.w", "category.b", "other"]
+_NAMES = ["binary.w", "binary.b", "category.w", "category.b", "ft.emb", "ft.w1", "ft.b2", "other"]
 _DTYPES = {"F16": 2, "F32": 4, "BF16": 2, "I32": 4, "F64": 8, "U8": 1}
-_SHAPES: list[list[int]] = [[], [1], [2], [3], [16], [256], [128, 2], [16, 2], [16, 3], [2, 16]]
+_SHAPES: list[list[int]] = [
+    [], [1], [2], [3], [16], [256], [128, 2], [16, 2], [16, 3], [2, 16], [256, 2], [3, 2], [2, 3],
+]  # fmt: skip
 _VALUES = [
     "8", "12", "24", "25", "7", "0", "1", "-1", "3", "9", "2.5", "1e400", "-1e400", "NaN",
     "Infinity", "-Infinity", "true", "null", '"8"', '"x"', "[]", "[3]", "[0]", "[3, 4]", "{}",
@@ -82,7 +122,7 @@ def _settings(data: bytes) -> bytes:
     return _with_metadata_of(blob, "category_bits", cat_bits.strip('"'))
 
 
-def _tensors(data: bytes) -> bytes:
+def _tensors(data: bytes, base: bytes = _BASE, spec: list[list[Any]] | None = None) -> bytes:
     """A well-formed safetensors file: the small model's tensors, some of them changed (name,
     dtype or shape picked by ``data``, or dropped), all filled with ``data``'s bytes."""
     pos = 0
@@ -93,10 +133,14 @@ def _tensors(data: bytes) -> bytes:
         return data[pos - 1] if pos <= len(data) else 0
 
     tensors: list[list[Any]] = [
-        ["binary.b", "F32", [1]],
-        ["binary.w", "F16", [_F.size]],
-        ["category.b", "F32", [2]],
-        ["category.w", "F16", [16, 2]],
+        list(t)
+        for t in spec
+        or [
+            ["binary.b", "F32", [1]],
+            ["binary.w", "F16", [_F.size]],
+            ["category.b", "F32", [2]],
+            ["category.w", "F16", [16, 2]],
+        ]
     ]
     for _ in range(byte() % 4):
         tensor = tensors[byte() % len(tensors)]
@@ -109,8 +153,8 @@ def _tensors(data: bytes) -> bytes:
             tensor[2] = _SHAPES[byte() % len(_SHAPES)]
         elif len(tensors) > 1:
             tensors.remove(tensor)
-    (n,) = struct.unpack("<Q", _BASE[:8])
-    header: dict[str, Any] = {"__metadata__": json.loads(_BASE[8 : 8 + n])["__metadata__"]}
+    (n,) = struct.unpack("<Q", base[:8])
+    header: dict[str, Any] = {"__metadata__": json.loads(base[8 : 8 + n])["__metadata__"]}
     fill = data[pos:] or b"\0"
     blobs: list[bytes] = []
     offset = 0
@@ -123,21 +167,31 @@ def _tensors(data: bytes) -> bytes:
     return _file(header, blobs)
 
 
-def check_model(model: LinearModel) -> None:
+def check_model(model: GuardModel) -> None:
     for text in _TEXTS:
         score = model.score(text)
         if model.categories and score.category not in model.categories:
             raise AssertionError(f"category {score.category!r} is not one of the model's")
-    again = parse_model(dump_model(model))
-    want = model.weights.astype(np.float16).astype(np.float32)
-    if not np.array_equal(again.weights, want, equal_nan=True):
-        raise AssertionError("weights changed in a dump and parse round trip")
+    if isinstance(model, EnsembleModel):
+        again = parse_guard_model(dump_ensemble(model))
+        if not isinstance(again, EnsembleModel):
+            raise AssertionError("an ensemble parsed back as another kind")
+        want = model.embedding.astype(np.float16).astype(np.float32)
+        if not np.array_equal(again.embedding, want, equal_nan=True):
+            raise AssertionError("embedding changed in a dump and parse round trip")
+    else:
+        again = parse_guard_model(dump_model(model))
+        want = model.weights.astype(np.float16).astype(np.float32)
+        if not isinstance(again, LinearModel) or not np.array_equal(
+            again.weights, want, equal_nan=True
+        ):
+            raise AssertionError("weights changed in a dump and parse round trip")
     if again.featurizer != model.featurizer or again.categories != model.categories:
         raise AssertionError("settings changed in a dump and parse round trip")
 
 
 def test_one_input(data: bytes) -> None:
-    mode = data[0] % 4 if data else 0
+    mode = data[0] % 6 if data else 0
     rest = data[1:]
     if mode == 0:
         blob = rest
@@ -146,10 +200,15 @@ def test_one_input(data: bytes) -> None:
         blob = _with_metadata(key, rest[1:].decode("utf-8", "replace"))
     elif mode == 2:
         blob = _settings(rest)
-    else:
+    elif mode == 3:
         blob = _tensors(rest)
+    elif mode == 4:
+        key = _ENSEMBLE_KEYS[rest[0] % len(_ENSEMBLE_KEYS)] if rest else "ft_bits"
+        blob = _with_metadata_of(_ENSEMBLE, key, rest[1:].decode("utf-8", "replace"))
+    else:
+        blob = _tensors(rest, _ENSEMBLE, _ENSEMBLE_TENSORS)
     try:
-        model = parse_model(blob, source="fuzz")
+        model = parse_guard_model(blob, source="fuzz")
     except InputError:
         return
     with np.errstate(all="ignore"):

@@ -46,8 +46,11 @@ import guard_corpus as corpus
 from guard_corpus import Example
 
 from modelseal.guard.classifier import (
+    EnsembleModel,
     Featurizer,
+    GuardModel,
     LinearModel,
+    dump_ensemble,
     dump_model,
     prepare,
     windows,
@@ -71,6 +74,21 @@ TARGETS = {
 
 
 @dataclass(frozen=True)
+class Network:
+    """The fastText-style member of an ensemble (trained with torch, run with numpy)."""
+
+    bits: int = 16  # embedding rows: the feature indices reduced to this many bits
+    dim: int = 32
+    hidden: int = 64
+    epochs: int = 2
+    lr: float = 3e-3
+    drop: float = 0.3  # share of a row's indices dropped at random in each step
+    batch: int = 64
+    category_weight: float = 0.5  # weight of the category loss on rows with a hazard code
+    seed: int = 0
+
+
+@dataclass(frozen=True)
 class Spec:
     name: str
     title: str
@@ -86,6 +104,8 @@ class Spec:
     hard: dict[str, float] = dataclasses.field(
         default_factory=lambda: {"benign-scary": 0.05, "multilingual-benign": 0.05}
     )
+    kind: str = "linear"  # or "ensemble": the linear model averaged with a Network
+    network: Network = Network()
 
 
 SPECS: dict[str, Spec] = {
@@ -170,12 +190,13 @@ def _idf(x: sp.csr_matrix) -> np.ndarray:
     return (np.log((1 + x.shape[0]) / (1 + df)) + 1).astype(np.float64)
 
 
-def _fit(spec: Spec, train: list[Example]) -> LinearModel:
+def _fit(spec: Spec, train: list[Example]) -> GuardModel:
     feats = Featurizer(bits=spec.bits, skip=spec.skip)
     train = [e for e in train if spec.source_weight.get(e.source, 1.0) > 0]
     weights = [spec.source_weight.get(e.source, 1.0) for e in train]
     x, owner, row_w = _matrix(feats, [e.text for e in train], weights)
     idf = _idf(x)
+    rows = [x.indices[x.indptr[i] : x.indptr[i + 1]].astype(np.int64) for i in range(x.shape[0])]
     x = x @ sp.diags(idf)
     y = np.asarray([train[i].label for i in owner])
     pos, neg = row_w[y == 1].sum(), row_w[y == 0].sum()
@@ -187,10 +208,18 @@ def _fit(spec: Spec, train: list[Example]) -> LinearModel:
         weights=(clf.coef_[0] * idf).astype(np.float16).astype(np.float32),
         bias=float(clf.intercept_[0]),
     )
+    cats: list[str] = []
     if spec.categories:
-        cat_bits = 16
         pos_rows = [i for i, e in enumerate(train) if e.label == 1 and e.category in corpus.HAZARDS]
         cats = sorted({train[i].category for i in pos_rows}, key=lambda c: int(c[1:]))
+    if spec.kind == "ensemble":
+        cat_of = np.asarray(
+            [cats.index(train[i].category) if train[i].category in cats else -1 for i in owner]
+        )
+        cat_of = np.where(y == 1, cat_of, -1)
+        return _fit_network(spec.network, model, rows, y, row_w, cat_of, cats)
+    if spec.categories:
+        cat_bits = 16
         cx, cowner, cw = _matrix(feats, [train[i].text for i in pos_rows], [1.0] * len(pos_rows))
         reduce = feats.bits - cat_bits
         cx = cx @ sp.diags(idf)
@@ -206,6 +235,94 @@ def _fit(spec: Spec, train: list[Example]) -> LinearModel:
         model.category_weights = cclf.coef_.T.astype(np.float16).astype(np.float32)
         model.category_bias = cclf.intercept_.astype(np.float32)
     return model
+
+
+def _fit_network(
+    cfg: Network,
+    linear: LinearModel,
+    rows: list[np.ndarray],
+    y: np.ndarray,
+    row_w: np.ndarray,
+    cat_of: np.ndarray,
+    cats: list[str],
+) -> EnsembleModel:
+    """The fastText-style member on the same windowed rows as the linear one: embedding bag over
+    the indices reduced to ``cfg.bits`` bits (IDF-weighted sum / sqrt(n)) -> ReLU -> binary
+    head and category head. Deterministic: seeded torch on one thread, seeded batches."""
+    import torch
+
+    torch.manual_seed(cfg.seed)
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
+    rng = np.random.default_rng(cfg.seed)
+    n = len(rows)
+    shift = linear.featurizer.bits - cfg.bits
+    small = [np.unique(r >> shift) for r in rows]
+    df = np.bincount(np.concatenate(small), minlength=1 << cfg.bits)
+    idf = (np.log((1 + n) / (1 + df)) + 1).astype(np.float32)
+    idf_t = torch.from_numpy(idf)
+    k = len(cats)
+
+    class Net(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.emb = torch.nn.EmbeddingBag(1 << cfg.bits, cfg.dim, mode="sum")
+            torch.nn.init.normal_(self.emb.weight, 0.0, 0.1)
+            self.l1 = torch.nn.Linear(cfg.dim, cfg.hidden)
+            self.out = torch.nn.Linear(cfg.hidden, 1)
+            self.cat = torch.nn.Linear(cfg.hidden, max(k, 1))
+
+        def forward(self, flat: torch.Tensor, off: torch.Tensor, psw: torch.Tensor) -> tuple:  # type: ignore[type-arg]
+            h = torch.relu(self.l1(self.emb(flat, off, per_sample_weights=psw)))
+            return self.out(h).squeeze(-1), self.cat(h)
+
+    net = Net()
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    wn = torch.from_numpy((row_w / row_w.mean()).astype(np.float32))
+    yt = torch.from_numpy(y.astype(np.float32))
+    ct = torch.from_numpy(cat_of.astype(np.int64))
+    for _ in range(cfg.epochs):
+        perm = rng.permutation(n)
+        for s in range(0, n, cfg.batch):
+            b = perm[s : s + cfg.batch]
+            kept = []
+            for i in b:
+                r = small[i]
+                if len(r) > 4:
+                    r = r[rng.random(len(r)) >= cfg.drop]
+                kept.append(r if len(r) else small[i][:1])
+            lens = np.asarray([len(r) for r in kept])
+            flat = torch.from_numpy(np.concatenate(kept).astype(np.int64))
+            off = torch.from_numpy(np.concatenate([[0], np.cumsum(lens)[:-1]]).astype(np.int64))
+            scale = np.repeat(1.0 / np.sqrt(np.maximum(lens, 1)), lens).astype(np.float32)
+            z, zc = net(flat, off, torch.from_numpy(scale) * idf_t[flat])
+            bt = torch.from_numpy(b)
+            loss = (
+                torch.nn.functional.binary_cross_entropy_with_logits(z, yt[bt], reduction="none")
+                * wn[bt]
+            ).mean()
+            cb = ct[bt]
+            has = cb >= 0
+            if k and bool(has.any()):
+                loss = loss + cfg.category_weight * torch.nn.functional.cross_entropy(
+                    zc[has], cb[has]
+                )
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    emb = net.emb.weight.detach().numpy() * idf[:, None]
+    return EnsembleModel(
+        linear=linear,
+        ft_bits=cfg.bits,
+        embedding=np.ascontiguousarray(emb.astype(np.float16).astype(np.float32)),
+        hidden_w=net.l1.weight.detach().numpy().astype(np.float32).copy(),
+        hidden_b=net.l1.bias.detach().numpy().astype(np.float32).copy(),
+        out_w=net.out.weight.detach().numpy().reshape(-1).astype(np.float32).copy(),
+        out_b=float(net.out.bias.detach().numpy()[0]),
+        categories=tuple(cats) if k else (),
+        category_w=net.cat.weight.detach().numpy().astype(np.float32).copy() if k else None,
+        category_b=net.cat.bias.detach().numpy().astype(np.float32).copy() if k else None,
+    )
 
 
 def _threshold(
@@ -301,7 +418,7 @@ def train(spec: Spec, *, log: Callable[[str], None]) -> tuple[bytes, dict[str, o
         "window": WINDOW,
         "window_stride": WINDOW_STRIDE,
     }
-    blob = dump_model(model)
+    blob = dump_ensemble(model) if isinstance(model, EnsembleModel) else dump_model(model)
     log(f"{spec.name}: trained and evaluated in {time.perf_counter() - t0:.1f} s")
     report: dict[str, object] = {
         "name": spec.name,
@@ -312,6 +429,8 @@ def train(spec: Spec, *, log: Callable[[str], None]) -> tuple[bytes, dict[str, o
         "threshold": round(threshold, 4),
         "max_calibration_fpr": spec.max_fpr,
         "c": spec.c,
+        "kind": spec.kind,
+        "network": dataclasses.asdict(spec.network) if spec.kind == "ensemble" else None,
         "source_weight": spec.source_weight,
         "data": [
             {"source": s, "split": sp_, "positives": p, "negatives": n}
@@ -345,6 +464,17 @@ def card(report: dict[str, object]) -> str:
         "regression (liblinear, L2, C = " + str(report["c"]) + "), scored over 512-character "
         "windows (stride 256) of the normalised text and of any decoded base64 / hex / percent / "
         "rot13 payload; the highest window decides. Runtime: numpy only.",
+        *(
+            [
+                "Ensemble: the probability is the mean of that model's and a fastText-style "
+                f"network's (indices reduced to 2^{net['bits']} embedding rows of {net['dim']}, "
+                f"IDF-weighted sum / sqrt(n) -> {net['hidden']} ReLU units -> binary and category "
+                f"heads; Adam, {net['epochs']} epochs, index dropout {net['drop']}; trained with "
+                "torch, run with numpy)."
+            ]
+            if isinstance(net := report.get("network"), dict)
+            else []
+        ),
         f"Decision threshold {report['threshold']} (picked on the calibration split: best F1 "
         f"with at most {_pct(report['max_calibration_fpr'])} false positives).",
         "",
@@ -441,6 +571,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     for item in args.set:
         k, _, v = item.partition("=")
         for name_, spec_ in SPECS.items():
+            if k.startswith("network."):
+                net = spec_.network
+                field_ = k.removeprefix("network.")
+                value = type(getattr(net, field_))(v)
+                SPECS[name_] = dataclasses.replace(
+                    spec_, network=dataclasses.replace(net, **{field_: value})
+                )
+                continue
             current = getattr(spec_, k)
             SPECS[name_] = dataclasses.replace(spec_, **{k: type(current)(v)})
     corpus.fetch()

@@ -21,9 +21,15 @@ from hypothesis import strategies as st
 from modelseal.errors import InputError
 from modelseal.guard.classifier import (
     FORMAT,
+    EnsembleModel,
     Featurizer,
     LinearModel,
+    Score,
+    TextFeatures,
+    dump_ensemble,
     dump_model,
+    parse_ensemble,
+    parse_guard_model,
     parse_model,
     prepare,
     windows,
@@ -483,3 +489,162 @@ def test_windows_cover_every_index_and_are_at_most_the_size(
     if length > size:
         assert all(end - start == size for start, end in spans)  # full windows only
         assert len(spans) <= (length - size) // stride + 2
+
+
+# ------------------------------------------------------------------- whole-text features
+
+
+@SETTINGS
+@given(
+    text=st.text(
+        alphabet=st.sampled_from(list("ab cd_-.1\u00e9\u4e00\u4e01\u3042\u200b")), max_size=60
+    ),
+    cut=st.tuples(st.integers(0, 70), st.integers(0, 70)),
+    skip=st.integers(1, 3),
+    pairs=st.booleans(),
+)
+def test_window_features_equal_featurising_the_window_alone(
+    text: str, cut: tuple[int, int], skip: int, pairs: bool
+) -> None:
+    feats = Featurizer(bits=14, skip=skip, word_pairs=pairs)
+    prepared = prepare(text)
+    start, end = min(cut), max(cut)
+    whole = TextFeatures(feats, prepared)
+    got = whole.window(start, end)
+    assert np.array_equal(got, feats.prepared_indices(prepared[start:end]))
+    assert got.dtype == np.int64
+
+
+def test_window_features_of_the_whole_text_are_the_text_features() -> None:
+    for text in TEXTS:
+        prepared = prepare(text)
+        assert np.array_equal(
+            TextFeatures(SMALL, prepared).window(0, len(prepared)), SMALL.indices(text)
+        )
+
+
+# ------------------------------------------------------------------------------ ensemble
+
+
+def small_ensemble(categories: tuple[str, ...] = ("S1", "S2")) -> EnsembleModel:
+    rng = np.random.default_rng(1)
+    linear = LinearModel(SMALL, rng.normal(size=SMALL.size).astype(np.float32), -0.25)
+    k = len(categories)
+    return EnsembleModel(
+        linear=linear,
+        ft_bits=10,
+        embedding=rng.normal(size=(1 << 10, 4)).astype(np.float32),
+        hidden_w=rng.normal(size=(6, 4)).astype(np.float32),
+        hidden_b=rng.normal(size=6).astype(np.float32),
+        out_w=rng.normal(size=6).astype(np.float32),
+        out_b=0.5,
+        categories=categories,
+        category_w=rng.normal(size=(k, 6)).astype(np.float32) if k else None,
+        category_b=rng.normal(size=k).astype(np.float32) if k else None,
+        metadata={"name": "ens", "version": "1", "threshold": 0.5},
+    )
+
+
+def test_the_ensemble_probability_is_the_mean_of_its_members() -> None:
+    model = small_ensemble()
+    idx = SMALL.indices("how do I make a weapon")
+    small = np.unique(idx >> (SMALL.bits - 10))
+    e = model.embedding[small].sum(axis=0) / math.sqrt(len(small))
+    h = np.maximum(model.hidden_w @ e + model.hidden_b, 0.0)
+    p_ft = 1 / (1 + math.exp(-(float(model.out_w @ h) + model.out_b)))
+    p_lr = 1 / (1 + math.exp(-model.linear.logit(idx)))
+    score = model.score_indices(idx)
+    assert score.probability == pytest.approx((p_ft + p_lr) / 2, rel=1e-5)
+    assert model.logit(idx) == pytest.approx(math.log(score.probability / (1 - score.probability)))
+    want = model.categories[int(np.argmax(model.category_w @ h + model.category_b))]  # type: ignore[operator]
+    assert score.category == want
+    assert 0.0 < score.category_probability <= 1.0
+    assert model.score("") == Score(0.0)
+
+
+@pytest.mark.parametrize("categories", [(), ("S1", "S2", "S9")])
+def test_ensemble_dump_and_parse_round_trip(categories: tuple[str, ...]) -> None:
+    model = small_ensemble(categories)
+    blob = dump_ensemble(model)
+    assert blob == dump_ensemble(model)  # deterministic
+    again = parse_guard_model(blob, source="x")
+    assert isinstance(again, EnsembleModel)
+    assert dump_ensemble(parse_ensemble(blob)) == blob
+    assert again.featurizer == model.featurizer
+    assert (again.ft_bits, again.categories, again.metadata) == (10, categories, model.metadata)
+    assert np.array_equal(again.embedding, model.embedding.astype(np.float16).astype(np.float32))
+    assert np.array_equal(again.hidden_w, model.hidden_w)
+    for text in TEXTS:
+        want, got = model.score(text), again.score(text)
+        assert got.category == want.category
+        assert got.probability == pytest.approx(want.probability, abs=2e-3)
+
+
+def test_parse_guard_model_dispatches_on_the_format_tag() -> None:
+    linear = LinearModel(SMALL, np.zeros(SMALL.size, dtype=np.float32), 0.0)
+    assert isinstance(parse_guard_model(dump_model(linear)), LinearModel)
+    assert isinstance(parse_guard_model(dump_ensemble(small_ensemble())), EnsembleModel)
+    with pytest.raises(InputError, match="not a modelseal guard model"):
+        parse_model(dump_ensemble(small_ensemble()))
+    with pytest.raises(InputError, match="not a modelseal ensemble"):
+        parse_ensemble(dump_model(linear))
+
+
+def _retag(blob: bytes, key: str, value: str | None = None, drop: str = "") -> bytes:
+    (n,) = struct.unpack("<Q", blob[:8])
+    header = json.loads(blob[8 : 8 + n])
+    if value is not None:
+        header["__metadata__"][key] = value
+    data = blob[8 + n :]
+    if drop:
+        begin, end = header.pop(drop)["data_offsets"]
+        data = data[:begin] + data[end:]
+        for name, t in header.items():
+            if name != "__metadata__" and t["data_offsets"][0] >= end:
+                t["data_offsets"] = [o - (end - begin) for o in t["data_offsets"]]
+    raw = json.dumps(header).encode()
+    raw += b" " * (-len(raw) % 8)
+    return struct.pack("<Q", len(raw)) + raw + data
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "drop"),
+    [
+        ("ft_bits", "7", ""),
+        ("ft_bits", "13", ""),
+        ("ft_bits", "x", ""),
+        ("categories", '["S1"]', ""),
+        ("categories", "{}", ""),
+        ("featurizer", '{"bits": 11, "char_ngrams": [3]}', ""),
+        ("ft_bits", None, "ft.emb"),
+        ("ft_bits", None, "ft.w1"),
+        ("ft_bits", None, "ft.b2"),
+        ("ft_bits", None, "category.b"),
+        ("ft_bits", None, "binary.w"),
+    ],
+)
+def test_ensemble_parse_rejects_bad_files_with_input_error(
+    key: str, value: str | None, drop: str
+) -> None:
+    with pytest.raises(InputError):
+        parse_guard_model(_retag(dump_ensemble(small_ensemble()), key, value, drop))
+
+
+@SETTINGS
+@given(flips=st.lists(st.tuples(st.integers(min_value=0), st.integers(1, 255)), max_size=6))
+def test_a_damaged_ensemble_file_parses_or_raises_input_error(
+    flips: list[tuple[int, int]],
+) -> None:
+    blob = bytearray(ENSEMBLE_BLOB)
+    for pos, xor in flips:
+        blob[pos % len(blob)] ^= xor
+    try:
+        model = parse_guard_model(bytes(blob))
+    except InputError:
+        return
+    with np.errstate(all="ignore"):
+        for text in TEXTS:
+            model.score(text)
+
+
+ENSEMBLE_BLOB = dump_ensemble(small_ensemble())

@@ -18,6 +18,7 @@ import pytest
 from modelseal.errors import ModelRefused
 from modelseal.gateway.identity import GUARD_MODELS_SEAL, verify_guard_models
 from modelseal.guard import DEFAULT_GUARDS, build_pipeline
+from modelseal.guard.classifier import EnsembleModel
 from modelseal.guard.config import MODELS_DIR, TRAINED, shipped_model
 from modelseal.guard.pipeline import PipelineResult
 from modelseal.guard.trained import TrainedGuard, load_guard_file
@@ -58,7 +59,10 @@ def test_a_shipped_guard_loads_quickly_and_is_what_it_says(type_name: str) -> No
     assert len(data) < 8 * 1024 * 1024  # small: a few MB
     assert 0.0 < guard.threshold < 1.0
     assert guard.stages == ({"output"} if type_name == "harm_output" else {"input"})
-    assert guard.model.weights.shape == (guard.model.featurizer.size,)
+    model = guard.model
+    linear = model.linear if isinstance(model, EnsembleModel) else model
+    assert linear.weights.shape == (model.featurizer.size,)
+    assert model.metadata["stage"] == ("output" if type_name == "harm_output" else "input")
     # the card and the metrics file describe these very weights
     metrics = json.loads((MODELS_DIR / f"{type_name}.metrics.json").read_text())
     assert (metrics["sha256"], metrics["bytes"]) == (digest, len(data))

@@ -20,7 +20,15 @@ import pytest
 
 from modelseal.errors import InputError
 from modelseal.guard import GuardPipeline, build_pipeline
-from modelseal.guard.classifier import Featurizer, LinearModel, dump_model, prepare, windows
+from modelseal.guard.classifier import (
+    EnsembleModel,
+    Featurizer,
+    LinearModel,
+    dump_ensemble,
+    dump_model,
+    prepare,
+    windows,
+)
 from modelseal.guard.trained import MAX_WINDOWS, WINDOW, TrainedGuard, load_guard_file
 
 F = Featurizer(bits=20)
@@ -403,3 +411,59 @@ def test_unusable_model_metadata_is_refused_at_load(
     path = model_file(tmp_path, trigger_model(**metadata))
     with pytest.raises(InputError):
         load_guard_file(path, decode=False)
+
+
+# ----------------------------------------------------------------------------- ensemble models
+
+
+def trigger_ensemble() -> EnsembleModel:
+    """The trigger model averaged with a network whose one unit fires on the trigger's
+    features (category S9) and stays off on the benign text (category S1 there)."""
+    linear = trigger_model()
+    bits = 16
+    shift = F.bits - bits
+    emb = np.zeros((1 << bits, 2), dtype=np.float32)
+    hot = np.setdiff1d(F.indices(TRIGGER) >> shift, F.indices(BENIGN) >> shift)
+    emb[hot, 0] = 1.0
+    return EnsembleModel(
+        linear=linear,
+        ft_bits=bits,
+        embedding=emb,
+        hidden_w=np.asarray([[8.0, 0.0]], dtype=np.float32),
+        hidden_b=np.asarray([0.0], dtype=np.float32),
+        out_w=np.asarray([4.0], dtype=np.float32),
+        out_b=-2.0,
+        categories=("S1", "S9"),
+        category_w=np.asarray([[0.0], [1.0]], dtype=np.float32),
+        category_b=np.asarray([0.5, 0.0], dtype=np.float32),
+        metadata=linear.metadata,
+    )
+
+
+def test_an_ensemble_file_loads_as_a_guard_and_finds_a_buried_trigger(tmp_path: Path) -> None:
+    path = tmp_path / "ens.safetensors"
+    path.write_bytes(dump_ensemble(trigger_ensemble()))
+    guard = load_guard_file(path, decode=False)
+    assert isinstance(guard.model, EnsembleModel)
+    assert guard.version.startswith("3+")
+    p_benign, cat_benign = guard.score(BENIGN)
+    assert p_benign < 0.2
+    assert cat_benign == "S1"
+    buried = BENIGN[:9_000] + " " + TRIGGER + " " + BENIGN[9_000:]
+    p, category = guard.score(buried)
+    assert p > 0.8
+    assert category == "S9"
+    [finding] = guard.check(buried, "input")
+    assert finding.action == "block"
+    assert finding.category == "S9"
+
+
+def test_windows_of_a_long_text_score_as_if_featurised_alone() -> None:
+    """The guard hashes a long text once; each window's score equals scoring it alone."""
+    guard = TrainedGuard(trigger_model(), decode=False)
+    text = BENIGN[:3_000] + " " + TRIGGER + " " + BENIGN[:1_500]
+    prepared = prepare(text)
+    best = max(
+        guard.model.logit(F.prepared_indices(prepared[a:b])) for a, b in guard._spans(len(prepared))
+    )
+    assert guard.score(text)[0] == pytest.approx(sigmoid(best))

@@ -46,6 +46,7 @@ from modelseal.formats.safetensors import SafetensorsError, parse_header_bytes
 from modelseal.guard.text import fold_case_and_space, normalise
 
 FORMAT = "modelseal-guard-linear/1"
+ENSEMBLE_FORMAT = "modelseal-guard-ensemble/1"
 
 _MASK64 = (1 << 64) - 1
 _PRIME = np.uint64(0x100000001B3)  # FNV-64 prime: the polynomial base
@@ -58,6 +59,18 @@ _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 # and Japanese have no spaces; their word pairs are then character bigrams)
 _WORD = re.compile(f"[{_CJK}]|[^\\W{_CJK}]+")
 _DTYPES = {"F16": np.float16, "F32": np.float32}
+
+
+def _unique(values: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """Sorted unique values (a sort and a mask: several times faster than numpy 2's
+    hash-based ``np.unique`` on the few thousand indices of a window)."""
+    if len(values) < 2:
+        return values.copy()
+    ordered = np.sort(values)
+    keep = np.empty(len(ordered), dtype=bool)
+    keep[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=keep[1:])
+    return ordered[keep]
 
 
 def prepare(text: str) -> str:
@@ -124,7 +137,7 @@ class Featurizer:
                 return np.zeros(0, dtype=np.int64)
             hashes = np.concatenate(parts)
             reduced = (hashes * _MIX) >> shift
-        return np.unique(reduced.astype(np.int64))
+        return _unique(reduced.astype(np.int64))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -149,6 +162,70 @@ class Featurizer:
             )
         except (KeyError, TypeError, ValueError, OverflowError) as exc:
             raise InputError(f"bad featuriser settings: {exc}"[:300]) from None
+
+
+class TextFeatures:
+    """The features of a prepared text, hashed once, from which any window's indices follow.
+
+    :meth:`window` gives exactly ``featurizer.prepared_indices(prepared[start:end])`` (a
+    property test holds it to that) without re-hashing: character n-gram hashes are sliced from
+    whole-text arrays, words are the whole text's words inside the window plus the cut ends of
+    the words crossing its edges (hashed on the spot), and word pairs follow from those.
+    """
+
+    __slots__ = ("_chars", "_ends", "_featurizer", "_prepared", "_shift", "_starts", "_words")
+
+    def __init__(self, featurizer: Featurizer, prepared: str) -> None:
+        self._featurizer = featurizer
+        self._prepared = prepared
+        self._shift = np.uint64(64 - featurizer.bits)
+        codes = np.frombuffer(prepared.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+        length = len(codes)
+        self._chars: list[tuple[int, npt.NDArray[np.int64]]] = []
+        with np.errstate(over="ignore"):
+            for n in featurizer.char_ngrams:
+                if length < n:
+                    continue
+                h = codes[: length - n + 1].copy()
+                for k in range(1, n):
+                    h = h * _PRIME + codes[k : length - n + 1 + k]
+                h ^= np.uint64((_SALT_CHAR * n) & _MASK64)
+                self._chars.append((n, ((h * _MIX) >> self._shift).astype(np.int64)))
+        spans = [m.span() for m in _WORD.finditer(prepared)] if featurizer.words else []
+        self._starts = np.asarray([a for a, _ in spans], dtype=np.int64)
+        self._ends = np.asarray([b for _, b in spans], dtype=np.int64)
+        self._words = np.fromiter(
+            (zlib.crc32(prepared[a:b].encode("utf-8")) for a, b in spans),
+            dtype=np.uint64,
+            count=len(spans),
+        )
+
+    def window(self, start: int, end: int) -> npt.NDArray[np.int64]:
+        """The sorted, unique feature indices of ``prepared[start:end]``."""
+        start, end = max(start, 0), min(end, len(self._prepared))
+        parts = [h[start : end - n + 1] for n, h in self._chars if end - start >= n]
+        feats = self._featurizer
+        if feats.words and end > start:
+            first = int(np.searchsorted(self._ends, start, side="right"))
+            last = int(np.searchsorted(self._starts, end, side="left"))
+            if last > first:
+                wh = self._words[first:last].copy()
+                for i in {first, last - 1}:
+                    a, b = int(self._starts[i]), int(self._ends[i])
+                    if a < start or b > end:
+                        cut = self._prepared[max(a, start) : min(b, end)]
+                        wh[i - first] = zlib.crc32(cut.encode("utf-8"))
+                with np.errstate(over="ignore"):
+                    words = [wh ^ _SALT_WORD]
+                    if feats.word_pairs:
+                        for d in range(1, min(feats.skip, len(wh) - 1) + 1):
+                            salt = _SALT_PAIR + np.uint64(d - 1)
+                            words.append((wh[:-d] * _PRIME + wh[d:]) ^ salt)
+                    hashed = np.concatenate(words)
+                    parts.append(((hashed * _MIX) >> self._shift).astype(np.int64))
+        if not parts:
+            return np.zeros(0, dtype=np.int64)
+        return _unique(np.concatenate(parts))
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,6 +323,17 @@ def dump_model(model: LinearModel) -> bytes:
         assert model.category_bias is not None
         tensors.append(("category.b", model.category_bias.astype(np.float32)))
         tensors.append(("category.w", model.category_weights.astype(np.float16)))
+    meta = {
+        "format": FORMAT,
+        "featurizer": json.dumps(model.featurizer.to_dict(), sort_keys=True),
+        "categories": json.dumps(list(model.categories)),
+        "category_bits": str(model.category_bits),
+        "model": json.dumps(model.metadata, sort_keys=True),
+    }
+    return _safetensors(tensors, meta)
+
+
+def _safetensors(tensors: Sequence[tuple[str, npt.NDArray[Any]]], meta: dict[str, str]) -> bytes:
     header: dict[str, Any] = {}
     blobs: list[bytes] = []
     offset = 0
@@ -258,28 +346,21 @@ def dump_model(model: LinearModel) -> bytes:
         }
         blobs.append(blob)
         offset += len(blob)
-    meta = {
-        "format": FORMAT,
-        "featurizer": json.dumps(model.featurizer.to_dict(), sort_keys=True),
-        "categories": json.dumps(list(model.categories)),
-        "category_bits": str(model.category_bits),
-        "model": json.dumps(model.metadata, sort_keys=True),
-    }
     header["__metadata__"] = meta
     raw = json.dumps(header, sort_keys=True, separators=(",", ":")).encode("utf-8")
     raw += b" " * (-len(raw) % 8)
     return struct.pack("<Q", len(raw)) + raw + b"".join(blobs)
 
 
-def parse_model(data: bytes, *, source: str = "model") -> LinearModel:
-    """A model from safetensors bytes; a malformed or foreign file raises InputError."""
+def _header(data: bytes, source: str) -> Any:
     try:
-        header = parse_header_bytes(data)
+        return parse_header_bytes(data)
     except SafetensorsError as exc:
         raise InputError(f"{source}: not a valid safetensors file: {exc}") from None
-    meta = dict(header.metadata)
-    if meta.get("format") != FORMAT:
-        raise InputError(f"{source}: not a modelseal guard model (format {meta.get('format')!r})")
+
+
+def _arrays(header: Any, data: bytes, source: str) -> dict[str, npt.NDArray[np.float32]]:
+    """The header's tensors as float32 arrays (F16 and F32 only)."""
     arrays: dict[str, npt.NDArray[np.float32]] = {}
     for t in header.tensors:
         dtype = _DTYPES.get(t.dtype)
@@ -290,28 +371,43 @@ def parse_model(data: bytes, *, source: str = "model") -> LinearModel:
             data, dtype=np.dtype(dtype).newbyteorder("<"), count=t.numel, offset=start
         )
         arrays[t.name] = arr.reshape(t.shape).astype(np.float32)
+    return arrays
+
+
+def _linear(
+    meta: Mapping[str, str], arrays: Mapping[str, npt.NDArray[np.float32]], *, categories: bool
+) -> LinearModel:
+    featurizer = Featurizer.from_dict(json.loads(meta["featurizer"]))
+    cats = json.loads(meta.get("categories", "[]"))
+    if not isinstance(cats, list):
+        raise ValueError("categories must be a list")
+    metadata = json.loads(meta.get("model", "{}"))
+    bias_arr = arrays["binary.b"]
+    if bias_arr.shape != (1,) or not isinstance(metadata, dict):
+        raise ValueError("bad binary.b or metadata")
+    if not categories:
+        cats = []
+    return LinearModel(
+        featurizer=featurizer,
+        weights=np.ascontiguousarray(arrays["binary.w"]),
+        bias=float(bias_arr[0]),
+        categories=tuple(str(c) for c in cats),
+        category_bits=int(meta.get("category_bits", "0")) if categories else 0,
+        category_weights=arrays.get("category.w"),
+        category_bias=arrays.get("category.b"),
+        metadata=metadata,
+    )
+
+
+def parse_model(data: bytes, *, source: str = "model") -> LinearModel:
+    """A linear model from safetensors bytes; a malformed or foreign file raises InputError."""
+    header = _header(data, source)
+    meta = dict(header.metadata)
+    if meta.get("format") != FORMAT:
+        raise InputError(f"{source}: not a modelseal guard model (format {meta.get('format')!r})")
+    arrays = _arrays(header, data, source)
     try:
-        featurizer = Featurizer.from_dict(json.loads(meta["featurizer"]))
-        cats = json.loads(meta.get("categories", "[]"))
-        if not isinstance(cats, list):
-            raise ValueError("categories must be a list")
-        categories = tuple(str(c) for c in cats)
-        category_bits = int(meta.get("category_bits", "0"))
-        metadata = json.loads(meta.get("model", "{}"))
-        bias_arr = arrays["binary.b"]
-        weights = arrays["binary.w"]
-        if bias_arr.shape != (1,) or not isinstance(metadata, dict):
-            raise ValueError("bad binary.b or metadata")
-        return LinearModel(
-            featurizer=featurizer,
-            weights=np.ascontiguousarray(weights),
-            bias=float(bias_arr[0]),
-            categories=categories,
-            category_bits=category_bits,
-            category_weights=arrays.get("category.w"),
-            category_bias=arrays.get("category.b"),
-            metadata=metadata,
-        )
+        return _linear(meta, arrays, categories=True)
     except InputError as exc:
         raise InputError(f"{source}: {exc.message}") from None
     except (KeyError, ValueError, TypeError, OverflowError, RecursionError) as exc:
@@ -325,6 +421,186 @@ def load_model(path: str | Path) -> LinearModel:
     except OSError as exc:
         raise InputError(f"cannot read guard model {p}: {exc.strerror or exc}") from None
     return parse_model(data, source=str(p))
+
+
+# ----------------------------------------------------------------------------- ensemble
+
+
+def _sigmoid(z: float) -> float:
+    if z >= 0:
+        return 1.0 / (1.0 + math.exp(-z))
+    if z < -700:
+        return 0.0
+    ez = math.exp(z)
+    return ez / (1.0 + ez)
+
+
+@dataclass(slots=True)
+class EnsembleModel:
+    """The linear model averaged with a small fastText-style network on the same indices.
+
+    The network reduces the indices to ``ft_bits`` bits, sums their embedding rows (inverse
+    document frequency folded in at training), divides by the square root of their number, and
+    feeds a ReLU hidden layer to a binary output and, optionally, a category head. The score is
+    the mean of the two members' probabilities; :meth:`logit` is its log-odds, so windows are
+    compared on the ensemble's own scale.
+    """
+
+    linear: LinearModel
+    ft_bits: int
+    embedding: npt.NDArray[np.float32]  # (2**ft_bits, dim)
+    hidden_w: npt.NDArray[np.float32]  # (hidden, dim)
+    hidden_b: npt.NDArray[np.float32]  # (hidden,)
+    out_w: npt.NDArray[np.float32]  # (hidden,)
+    out_b: float
+    categories: tuple[str, ...] = ()
+    category_w: npt.NDArray[np.float32] | None = None  # (K, hidden)
+    category_b: npt.NDArray[np.float32] | None = None  # (K,)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        bits = self.linear.featurizer.bits
+        if not 8 <= self.ft_bits <= bits:
+            raise InputError(f"network bits must be 8-{bits}, not {self.ft_bits}")
+        if self.embedding.ndim != 2 or self.embedding.shape[0] != 1 << self.ft_bits:
+            raise InputError(f"embedding must have shape ({1 << self.ft_bits}, dim)")
+        dim = self.embedding.shape[1]
+        if self.hidden_w.ndim != 2 or self.hidden_w.shape[1] != dim or dim < 1:
+            raise InputError("hidden layer must have shape (hidden, dim)")
+        hidden = self.hidden_w.shape[0]
+        if hidden < 1 or self.hidden_b.shape != (hidden,) or self.out_w.shape != (hidden,):
+            raise InputError("hidden bias and output weights must have one value per unit")
+        if self.categories:
+            k = len(self.categories)
+            cw, cb = self.category_w, self.category_b
+            if cw is None or cb is None or cw.shape != (k, hidden) or cb.shape != (k,):
+                raise InputError(f"category head must have shape ({k}, {hidden}) with a bias each")
+
+    @property
+    def featurizer(self) -> Featurizer:
+        return self.linear.featurizer
+
+    @property
+    def name(self) -> str:
+        return str(self.metadata.get("name", "classifier"))
+
+    @property
+    def version(self) -> str:
+        return str(self.metadata.get("version", ""))
+
+    def _hidden(self, indices: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
+        small = _unique(indices >> (self.linear.featurizer.bits - self.ft_bits))
+        e = self.embedding[small].sum(axis=0) / np.float32(math.sqrt(len(small)))
+        h: npt.NDArray[np.float32] = np.maximum(self.hidden_w @ e + self.hidden_b, 0.0)
+        return h
+
+    def _probability(self, indices: npt.NDArray[np.int64]) -> tuple[float, Any]:
+        if len(indices) == 0:
+            return 0.0, None
+        h = self._hidden(indices)
+        z_ft = float(self.out_w @ h) + self.out_b
+        return (_sigmoid(self.linear.logit(indices)) + _sigmoid(z_ft)) / 2.0, h
+
+    def logit(self, indices: npt.NDArray[np.int64]) -> float:
+        p, _ = self._probability(indices)
+        p = min(max(p, 1e-15), 1.0 - 1e-15)
+        return math.log(p / (1.0 - p))
+
+    def score_indices(self, indices: npt.NDArray[np.int64], *, categorise: bool = True) -> Score:
+        p, h = self._probability(indices)
+        if h is None or not categorise or self.category_w is None or self.category_b is None:
+            return Score(p)
+        if not self.categories:
+            return Score(p)
+        logits = (self.category_w @ h + self.category_b).astype(np.float64)
+        logits = logits - logits.max()
+        probs = np.exp(logits)
+        probs /= probs.sum()
+        top = int(probs.argmax())
+        return Score(p, self.categories[top], float(probs[top]))
+
+    def score(self, text: str) -> Score:
+        return self.score_indices(self.featurizer.indices(text))
+
+
+GuardModel = LinearModel | EnsembleModel
+
+
+def dump_ensemble(model: EnsembleModel) -> bytes:
+    """The ensemble as safetensors bytes (deterministic), format ``ENSEMBLE_FORMAT``."""
+    tensors: list[tuple[str, npt.NDArray[Any]]] = [
+        ("binary.b", np.asarray([model.linear.bias], dtype=np.float32)),
+        ("binary.w", model.linear.weights.astype(np.float16)),
+        ("ft.emb", model.embedding.astype(np.float16)),
+        ("ft.w1", model.hidden_w.astype(np.float32)),
+        ("ft.b1", model.hidden_b.astype(np.float32)),
+        ("ft.w2", model.out_w.astype(np.float32)),
+        ("ft.b2", np.asarray([model.out_b], dtype=np.float32)),
+    ]
+    if model.categories:
+        assert model.category_w is not None
+        assert model.category_b is not None
+        tensors.append(("category.w", model.category_w.astype(np.float32)))
+        tensors.append(("category.b", model.category_b.astype(np.float32)))
+    meta = {
+        "format": ENSEMBLE_FORMAT,
+        "featurizer": json.dumps(model.featurizer.to_dict(), sort_keys=True),
+        "ft_bits": str(model.ft_bits),
+        "categories": json.dumps(list(model.categories)),
+        "model": json.dumps(model.metadata, sort_keys=True),
+    }
+    return _safetensors(tensors, meta)
+
+
+def _ensemble(meta: Mapping[str, str], arrays: Mapping[str, npt.NDArray[np.float32]]) -> Any:
+    linear = _linear(meta, arrays, categories=False)
+    cats = json.loads(meta.get("categories", "[]"))
+    if not isinstance(cats, list):
+        raise ValueError("categories must be a list")
+    out_b = arrays["ft.b2"]
+    if out_b.shape != (1,):
+        raise ValueError("bad ft.b2")
+    return EnsembleModel(
+        linear=linear,
+        ft_bits=int(meta["ft_bits"]),
+        embedding=np.ascontiguousarray(arrays["ft.emb"]),
+        hidden_w=np.ascontiguousarray(arrays["ft.w1"]),
+        hidden_b=arrays["ft.b1"],
+        out_w=arrays["ft.w2"],
+        out_b=float(out_b[0]),
+        categories=tuple(str(c) for c in cats),
+        category_w=arrays.get("category.w"),
+        category_b=arrays.get("category.b"),
+        metadata=linear.metadata,
+    )
+
+
+def parse_guard_model(data: bytes, *, source: str = "model") -> GuardModel:
+    """A linear or ensemble model from safetensors bytes, by the file's format tag; a malformed
+    or foreign file raises InputError."""
+    header = _header(data, source)
+    meta = dict(header.metadata)
+    kind = meta.get("format")
+    if kind not in (FORMAT, ENSEMBLE_FORMAT):
+        raise InputError(f"{source}: not a modelseal guard model (format {kind!r})")
+    arrays = _arrays(header, data, source)
+    try:
+        if kind == FORMAT:
+            return _linear(meta, arrays, categories=True)
+        model: EnsembleModel = _ensemble(meta, arrays)
+        return model
+    except InputError as exc:
+        raise InputError(f"{source}: {exc.message}") from None
+    except (KeyError, ValueError, TypeError, OverflowError, RecursionError) as exc:
+        raise InputError(f"{source}: incomplete guard model: {exc}"[:300]) from None
+
+
+def parse_ensemble(data: bytes, *, source: str = "model") -> EnsembleModel:
+    """An ensemble model from safetensors bytes; anything else raises InputError."""
+    model = parse_guard_model(data, source=source)
+    if not isinstance(model, EnsembleModel):
+        raise InputError(f"{source}: not a modelseal ensemble guard model")
+    return model
 
 
 def windows(length: int, size: int, stride: int) -> Sequence[tuple[int, int]]:

@@ -2,7 +2,8 @@
 
 One :class:`TrainedGuard` wraps one model and turns its probability into a finding:
 
-* the text is prepared once (normalised, lower-cased, single-spaced), then scored in windows of
+* the text is prepared and hashed once (normalised, lower-cased, single-spaced; see
+  :class:`~modelseal.guard.classifier.TextFeatures`), then scored in windows of
   ``WINDOW`` characters with ``WINDOW_STRIDE`` overlap, so an attack at the end of a long prompt
   is judged on its own window instead of being diluted by the rest; the score is the highest
   window's;
@@ -23,7 +24,14 @@ from pathlib import Path
 
 from modelseal.errors import InputError
 from modelseal.guard.base import STAGES, Action, Finding, Stage
-from modelseal.guard.classifier import LinearModel, Score, parse_model, prepare, windows
+from modelseal.guard.classifier import (
+    GuardModel,
+    Score,
+    TextFeatures,
+    parse_guard_model,
+    prepare,
+    windows,
+)
 
 WINDOW = 512
 WINDOW_STRIDE = 256
@@ -53,7 +61,7 @@ class TrainedGuard:
 
     def __init__(
         self,
-        model: LinearModel,
+        model: GuardModel,
         *,
         name: str | None = None,
         threshold: float | None = None,
@@ -133,14 +141,17 @@ class TrainedGuard:
         prepared = prepare(text)
         best_logit = float("-inf")
         feats = self.model.featurizer
+        spans = self._spans(len(prepared))
+        if len(spans) == 1:
+            return self.model.score_indices(feats.prepared_indices(prepared))
+        hashed = TextFeatures(feats, prepared)  # hashed once, sliced per window
         best_idx = None
-        for start, end in self._spans(len(prepared)):
-            idx = feats.prepared_indices(prepared[start:end])
+        for start, end in spans:
+            idx = hashed.window(start, end)
             z = self.model.logit(idx)
             if z > best_logit:
                 best_logit, best_idx = z, idx
-        if best_idx is None:
-            best_idx = feats.prepared_indices(prepared)
+        assert best_idx is not None
         return self.model.score_indices(best_idx)
 
     def score(self, text: str) -> tuple[float, str]:
@@ -174,12 +185,13 @@ class TrainedGuard:
 
 
 def load_guard_file(path: str | Path, **options: object) -> TrainedGuard:
-    """A guard from a model file, its version pinned to the file's SHA-256."""
+    """A guard from a model file (linear or ensemble, by its format tag), its version pinned to
+    the file's SHA-256."""
     p = Path(path)
     try:
         data = p.read_bytes()
     except OSError as exc:
         raise InputError(f"cannot read guard model {p}: {exc.strerror or exc}") from None
     digest = hashlib.sha256(data).hexdigest()
-    model = parse_model(data, source=str(p))
+    model = parse_guard_model(data, source=str(p))
     return TrainedGuard(model, digest=digest, **options)  # type: ignore[arg-type]
