@@ -7,7 +7,8 @@ per simulated client, per-request ``perf_counter`` latency):
 
 - ``direct``: the load generator calls the fake upstream itself;
 - ``modelseal``: ``modelseal gateway`` (the real CLI) on a freshly sealed tiny release, default
-  guards (size, secrets, PII) on input and output, one API key with generous limits and a
+  guards (size, secrets, PII, the trained classifiers, leak) on input and output, extraction
+  statistics on, one API key with generous limits and a
   parameter policy, audit log on, signed receipts on;
 - ``litellm``: the LiteLLM proxy CLI (``litellm[proxy]``, pinned below) with one model routed to
   the fake upstream as an OpenAI-compatible provider (``api_base``), a master key, its built-in
@@ -81,7 +82,10 @@ TARGET_ADDED_P50_MS = 1.0
 TARGET_ADDED_P99_MS = 5.0
 TARGET_THROUGHPUT_RATIO = 2.0
 # modelseal's default guards and their nearest LiteLLM content-filter equivalents
-MODELSEAL_GUARDS = "defaults: size, secrets, pii (cards/IBAN/SSN block; email/phone flag)"
+MODELSEAL_GUARDS = (
+    "defaults: size, secrets, pii (cards/IBAN/SSN block; email/phone flag), the trained "
+    "injection, harm and harm_output classifiers, leak; extraction statistics on"
+)
 LITELLM_PATTERNS = [
     ("us_ssn", "BLOCK"),
     ("credit_card", "BLOCK"),

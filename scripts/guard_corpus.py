@@ -266,7 +266,7 @@ def _authored(pattern: str) -> list[dict[str, str]]:
 def _benign_scary() -> Iterator[Example]:
     for row in _authored("benign_scary_en*.jsonl"):
         text = row["text"]
-        yield Example(text, 0, "benign-scary", hash_split(text, 50), "en", row.get("category", ""))
+        yield Example(text, 0, "benign-scary", hash_split(text, 30), "en", row.get("category", ""))
 
 
 def _harmful_authored() -> Iterator[Example]:

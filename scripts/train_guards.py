@@ -106,6 +106,7 @@ class Spec:
     )
     kind: str = "linear"  # or "ensemble": the linear model averaged with a Network
     network: Network = Network()
+    rule: str = "f1"  # the threshold: best F1 within the budgets, or "recall": most recall
 
 
 SPECS: dict[str, Spec] = {
@@ -140,6 +141,7 @@ SPECS: dict[str, Spec] = {
         },
         categories=True,
         hard={"benign-scary": 0.045, "multilingual-benign": 0.05},
+        rule="recall",  # block as much as the over-blocking budgets allow
     ),
     "harm_output": Spec(
         "harm_output",
@@ -222,13 +224,12 @@ def _fit(spec: Spec, train: list[Example]) -> GuardModel:
         cat_bits = 16
         cx, cowner, cw = _matrix(feats, [train[i].text for i in pos_rows], [1.0] * len(pos_rows))
         reduce = feats.bits - cat_bits
-        cx = cx @ sp.diags(idf)
         coo = cx.tocoo()
         cx = sp.csr_matrix(
             (coo.data, (coo.row, coo.col >> reduce)), shape=(cx.shape[0], 1 << cat_bits)
         )
         cy = np.asarray([cats.index(train[pos_rows[i]].category) for i in cowner])
-        cclf = LogisticRegression(C=8.0, max_iter=2000, random_state=0)
+        cclf = LogisticRegression(C=8.0, max_iter=2000, random_state=0, class_weight="balanced")
         cclf.fit(cx, cy, sample_weight=cw)
         model.categories = tuple(cats)
         model.category_bits = cat_bits
@@ -331,8 +332,10 @@ def _threshold(
     sources: np.ndarray,
     max_fpr: float,
     hard: dict[str, float],
+    rule: str = "f1",
 ) -> float:
-    """The best-F1 threshold whose FPR on all negatives, and on each hard source, is in budget."""
+    """The threshold whose FPR on all negatives, and on each hard source, is in budget, and that
+    maximises F1 (``rule="f1"``) or recall (``rule="recall"``: the lowest such threshold)."""
     best, best_f1 = 0.5, -1.0
     neg = max(int((labels == 0).sum()), 1)
     masks = [((labels == 0) & (sources == s), budget) for s, budget in hard.items()]
@@ -346,6 +349,8 @@ def _threshold(
         ):
             continue
         f1 = 2 * tp / max(2 * tp + fp + fn, 1)
+        if rule == "recall":
+            f1 = tp / max(tp + fn, 1) - float(t) * 1e-9  # ties: the lowest threshold
         if f1 > best_f1:
             best, best_f1 = float(t), f1
     return best
@@ -385,6 +390,8 @@ def evaluate(
 def train(spec: Spec, *, log: Callable[[str], None]) -> tuple[bytes, dict[str, object]]:
     t0 = time.perf_counter()
     examples = spec.data()
+    # sources weighted 0 (label noise) are left out of fitting and of calibration alike
+    examples = [e for e in examples if e.split == "test" or spec.source_weight.get(e.source, 1) > 0]
     fit = [e for e in examples if e.split in {"train", "val"} and not _calibration(e)]
     calib = [e for e in examples if _calibration(e)]
     test = [e for e in examples if e.split == "test"]
@@ -399,6 +406,7 @@ def train(spec: Spec, *, log: Callable[[str], None]) -> tuple[bytes, dict[str, o
         np.asarray([e.source for e in calib]),
         spec.max_fpr,
         spec.hard,
+        spec.rule,
     )
     log(f"{spec.name}: threshold {threshold:.4f} (calibration FPR budget {spec.max_fpr})")
     results = evaluate(guard.score, threshold, test)

@@ -205,7 +205,7 @@ def _runs(text: str, budget: _Budget) -> Iterator[_Hit]:
         if len(digits) >= MIN_HEX_DIGITS and _NOT_HEX.search(digits) is None:
             decoded = _from_hex(budget.take(digits, 2))
             kind = "hex"
-        elif len(body) >= MIN_BASE64 and not body.isdigit():
+        elif len(m.group().rstrip("=")) >= MIN_BASE64 and body and not body.isdigit():
             urlsafe = "-" in body or "_" in body
             if urlsafe and ("+" in body or "/" in body):
                 continue  # two alphabets: not one base64 payload
@@ -217,7 +217,14 @@ def _runs(text: str, budget: _Budget) -> Iterator[_Hit]:
                 pos = end
             if decoded is None:  # one line after all
                 start, end = pos_end
-                decoded = _from_base64(budget.take(body, 4 / 3), urlsafe=urlsafe)
+                full = m.group().rstrip("=")
+                if full != body and "+" not in full and "/" not in full:
+                    # base64url may end (or start) with "-" or "_": try the whole run first
+                    decoded = _from_base64(budget.take(full, 4 / 3), urlsafe=True)
+                    if decoded is not None:
+                        kind = "base64url"
+                if decoded is None:
+                    decoded = _from_base64(budget.take(body, 4 / 3), urlsafe=urlsafe)
         else:
             continue
         if decoded is not None:

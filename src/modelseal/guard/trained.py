@@ -8,7 +8,8 @@ One :class:`TrainedGuard` wraps one model and turns its probability into a findi
   is judged on its own window instead of being diluted by the rest; the score is the highest
   window's;
 * encoded payloads (base64, hex, percent-encoding, rot13; see :mod:`modelseal.guard.decode`) are
-  decoded and scored too, so wrapping an attack does not hide it;
+  decoded and scored too, so wrapping an attack does not hide it, and so is a leetspeak reading
+  of the text ("h0w 70 m4k3 4 b0mb") when two or more words mix letters with leet digits;
 * ``score >= threshold`` gives a finding with ``action`` (block by default), ``flag_threshold``
   (optional, lower) gives a ``flag`` finding; the category is the model's own label for binary
   guards, or the top hazard class (``S1``-``S14``) for a model with a category head.
@@ -19,6 +20,7 @@ Findings judge the window as a whole: ``start = end = -1`` and a detail that nev
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -44,14 +46,30 @@ STREAM_CONTEXT = 256  # characters of earlier text kept with each new piece of a
 Variants = Callable[[str], Iterable[str]]
 
 
-def _default_variants() -> Variants | None:
-    try:
-        from modelseal.guard.decode import decoded_variants
-    except ImportError:  # pragma: no cover - the decoder ships with the package
+_LEET = str.maketrans(
+    {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "9": "g", "@": "a"}
+)
+# a word that mixes letters with the digits leetspeak uses ("h4ck", "b0mb", "m4k3")
+_LEET_WORD = re.compile(r"\b(?=\w*[A-Za-z])(?=\w*[0134578@])\w{2,}\b")
+
+
+def unleet(text: str) -> str | None:
+    """``text`` with leetspeak digits read as letters, when at least two words use them."""
+    words = _LEET_WORD.findall(text)
+    if len(words) < 2 or all(w.isdigit() for w in words):
         return None
+    return text.translate(_LEET)
+
+
+def _default_variants() -> Variants | None:
+    from modelseal.guard.decode import decoded_variants
 
     def variants(text: str) -> Iterable[str]:
-        return [d.text for d in decoded_variants(text)]
+        out = [d.text for d in decoded_variants(text)]
+        plain = unleet(text)
+        if plain is not None:
+            out.append(plain)
+        return out
 
     return variants
 
