@@ -504,7 +504,14 @@ def harmful() -> list[Example]:
 
 def harmful_output() -> list[Example]:
     """Assistant responses: harmful content (label 1) against ordinary answers and refusals."""
-    return _leak_free([*_pyrit_responses(), *_authored_outputs()])
+    # requests as auxiliary training data (never tested on here): harmful requests name the
+    # content an answer must not carry; benign-but-scary requests share its vocabulary
+    aux = [
+        replace(e, source="aux-" + e.source, split="train")
+        for e in [*_advbench(), *_strongreject(), *_harmful_authored(), *_benign_scary()]
+        if e.split == "train" or e.source in {"advbench", "strongreject"}
+    ]
+    return _leak_free([*_pyrit_responses(), *_authored_outputs(), *aux])
 
 
 def sources(examples: Iterable[Example]) -> dict[tuple[str, str], tuple[int, int]]:

@@ -117,7 +117,7 @@ SPECS: dict[str, Spec] = {
         "input",
         0.01,
         4.0,
-        {"benign-scary": 4.0, "multilingual-benign": 4.0, "multilingual-injection": 3.0},
+        {"benign-scary": 4.0, "multilingual-benign": 6.0, "multilingual-injection": 8.0},
         hard={"benign-scary": 0.03, "multilingual-benign": 0.03},
     ),
     "harm": Spec(
@@ -129,8 +129,8 @@ SPECS: dict[str, Spec] = {
         8.0,
         {
             "benign-scary": 4.0,
-            "multilingual-benign": 3.0,
-            "multilingual-harmful": 3.0,
+            "multilingual-benign": 6.0,
+            "multilingual-harmful": 6.0,
             "harmbench-standard": 5.0,
             "harmbench-contextual": 5.0,
             "advbench": 2.0,
@@ -150,7 +150,14 @@ SPECS: dict[str, Spec] = {
         "output",
         0.05,
         4.0,
-        {"outputs-authored": 2.0},
+        {
+            "outputs-authored": 2.0,
+            "aux-advbench": 0.5,
+            "aux-strongreject": 0.5,
+            "aux-harmful-authored": 0.5,
+            "aux-benign-scary": 0.5,
+        },
+        hard={"pyrit-responses": 0.1, "outputs-authored": 0.05},
     ),
 }
 
