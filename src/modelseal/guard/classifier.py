@@ -73,6 +73,17 @@ def _unique(values: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
     return ordered[keep]
 
 
+def _char_hashes(codes: npt.NDArray[np.uint64], n: int) -> npt.NDArray[np.uint64]:
+    """The salted polynomial hash of every character n-gram (``len(codes) >= n``; wraps mod 2**64,
+    callers silence numpy's overflow warning)."""
+    length = len(codes)
+    h = codes[: length - n + 1].copy()
+    for k in range(1, n):
+        h = h * _PRIME + codes[k : length - n + 1 + k]
+    h ^= np.uint64((_SALT_CHAR * n) & _MASK64)
+    return h
+
+
 def prepare(text: str) -> str:
     """The form features are taken from: normalised, look-alikes and letter-spacing folded,
     lower-cased, single-spaced, padded with a space at each end."""
@@ -115,11 +126,7 @@ class Featurizer:
             for n in self.char_ngrams:
                 if length < n:
                     continue
-                h = codes[: length - n + 1].copy()
-                for k in range(1, n):
-                    h = h * _PRIME + codes[k : length - n + 1 + k]
-                h ^= np.uint64((_SALT_CHAR * n) & _MASK64)
-                parts.append(h)
+                parts.append(_char_hashes(codes, n))
             if self.words:
                 words = _WORD.findall(prepared)
                 if words:
@@ -186,10 +193,7 @@ class TextFeatures:
             for n in featurizer.char_ngrams:
                 if length < n:
                     continue
-                h = codes[: length - n + 1].copy()
-                for k in range(1, n):
-                    h = h * _PRIME + codes[k : length - n + 1 + k]
-                h ^= np.uint64((_SALT_CHAR * n) & _MASK64)
+                h = _char_hashes(codes, n)
                 self._chars.append((n, ((h * _MIX) >> self._shift).astype(np.int64)))
         spans = [m.span() for m in _WORD.finditer(prepared)] if featurizer.words else []
         self._starts = np.asarray([a for a, _ in spans], dtype=np.int64)
