@@ -49,6 +49,8 @@ COMPOSITES: dict[tuple[str, str], tuple[str, ...]] = {
     ("harm", "benign-scary"): ("harmbench-standard+benign-scary",),
     ("harm", "multilingual-harmful"): ("multilingual",),
     ("harm", "multilingual-benign"): ("multilingual",),
+    ("harm", "harmful-persuasion"): ("persuasion",),
+    ("harm", "benign-persuasion"): ("persuasion",),
 }
 SETS = {
     "injection": corpus.injection,

@@ -273,6 +273,17 @@ def _harmful_authored() -> Iterator[Example]:
     for row in _authored("harmful_en*.jsonl"):
         text = row["text"]
         yield Example(text, 1, "harmful-authored", hash_split(text, 20), "en", row["category"])
+    for row in _authored("harmful_persuasion_en*.jsonl"):
+        text = row["text"]
+        yield Example(text, 1, "harmful-persuasion", hash_split(text, 30), "en", row["category"])
+
+
+def _benign_persuasion() -> Iterator[Example]:
+    for row in _authored("benign_persuasion_en*.jsonl"):
+        text = row["text"]
+        yield Example(
+            text, 0, "benign-persuasion", hash_split(text, 30), "en", row.get("category", "")
+        )
 
 
 def _multilingual(kind: str) -> Iterator[Example]:
@@ -476,6 +487,7 @@ def injection() -> list[Example]:
         *_inthewild(),
         *_pyrit_templates(),
         *_benign_scary(),
+        *_benign_persuasion(),
         *_multilingual("injection"),
     ]
     return _leak_free(examples)
@@ -495,6 +507,7 @@ def harmful() -> list[Example]:
         *benign_slabs,
         *(replace(e, source="neuralchemy-benign") for e in _neuralchemy() if e.label == 0),
         *_benign_scary(),
+        *_benign_persuasion(),
         *_multilingual("harmful"),
         *(e for e in _bastion() if e.label == 0),
         *_guardmeter(),

@@ -131,6 +131,11 @@ SPECS: dict[str, Spec] = {
             "benign-scary": 4.0,
             "multilingual-benign": 6.0,
             "multilingual-harmful": 6.0,
+            # persuasion minimal pairs: without them the guard blocks 55% of benign "write a
+            # persuasive article arguing ..." requests; with them 17%, at 8 points of HarmBench
+            # standard recall (0.82 -> 0.74): the trade is taken for the users
+            "benign-persuasion": 4.0,
+            "harmful-persuasion": 2.0,
             "harmbench-standard": 5.0,
             "harmbench-contextual": 5.0,
             "advbench": 2.0,
@@ -140,7 +145,7 @@ SPECS: dict[str, Spec] = {
             "donotanswer": 0.0,
         },
         categories=True,
-        hard={"benign-scary": 0.045, "multilingual-benign": 0.05},
+        hard={"benign-scary": 0.045, "multilingual-benign": 0.05, "benign-persuasion": 0.15},
         rule="recall",  # block as much as the over-blocking budgets allow
     ),
     "harm_output": Spec(

@@ -36,6 +36,9 @@ WORDS = [f"{a}{b}" for a in ("ka", "lo", "mi", "su", "te", "vo", "ra", "ne") for
 
 
 class Clock:
+    """A settable clock: the monitor judges expiry on it (the machine clock would make these
+    tests depend on how long the machine has been up)."""
+
     def __init__(self, now: float = 0.0) -> None:
         self.now = now
 
@@ -317,7 +320,7 @@ def test_any_json_body_is_read_without_error(body: dict[str, Any], operation: st
     facts = request_facts(operation, body)
     assert isinstance(facts.prompt, str)
     assert facts.max_tokens is None or facts.max_tokens > 0
-    monitor = ExtractionMonitor()
+    monitor = ExtractionMonitor(clock=Clock())
     monitor.observe(key_id="k", address="::1", operation=operation, body=body, at=1.0)
     assert monitor.subject("key:k") is not None
 
@@ -349,7 +352,7 @@ def test_ipv6_clients_count_as_their_64_network() -> None:
 
 
 def test_volume() -> None:
-    busy, quiet = ExtractionMonitor(), ExtractionMonitor()
+    busy, quiet = ExtractionMonitor(clock=Clock()), ExtractionMonitor(clock=Clock())
     feed(busy, 1300, text=diverse(), gap=lambda i: 2.7)  # 1333 an hour
     feed(quiet, 60, text=diverse(), gap=lambda i: 60.0)
     assert features(busy)["volume"] == 1.0
@@ -357,7 +360,7 @@ def test_volume() -> None:
 
 
 def test_coverage_counts_novel_prompts_at_scale() -> None:
-    novel, repeated = ExtractionMonitor(), ExtractionMonitor()
+    novel, repeated = ExtractionMonitor(clock=Clock()), ExtractionMonitor(clock=Clock())
     feed(novel, 1000, text=diverse(), gap=lambda i: 3.6)
     feed(repeated, 1000, text=lambda i: "the same question asked yet again", gap=lambda i: 3.6)
     assert features(novel)["coverage"] == 1.0
@@ -366,7 +369,7 @@ def test_coverage_counts_novel_prompts_at_scale() -> None:
 
 
 def test_output_ratio() -> None:
-    long_answers, short_answers = ExtractionMonitor(), ExtractionMonitor()
+    long_answers, short_answers = ExtractionMonitor(clock=Clock()), ExtractionMonitor(clock=Clock())
     feed(long_answers, 60, text=diverse(), prompt_tokens=20, completion_tokens=400)
     feed(short_answers, 60, text=diverse(), prompt_tokens=800, completion_tokens=200)
     assert features(long_answers)["output_ratio"] == 1.0
@@ -374,7 +377,11 @@ def test_output_ratio() -> None:
 
 
 def test_long_outputs() -> None:
-    asks, fills, neither = ExtractionMonitor(), ExtractionMonitor(), ExtractionMonitor()
+    asks, fills, neither = (
+        ExtractionMonitor(clock=Clock()),
+        ExtractionMonitor(clock=Clock()),
+        ExtractionMonitor(clock=Clock()),
+    )
     feed(asks, 60, text=diverse(), max_tokens=4096)
     feed(fills, 60, text=diverse(), max_tokens=300, completion_tokens=299)
     feed(neither, 60, text=diverse(), max_tokens=300, completion_tokens=40)
@@ -384,7 +391,7 @@ def test_long_outputs() -> None:
 
 
 def test_template_reuse() -> None:
-    templated, free = ExtractionMonitor(), ExtractionMonitor()
+    templated, free = ExtractionMonitor(clock=Clock()), ExtractionMonitor(clock=Clock())
     rng = random.Random(5)
     frame = "Please rewrite the following product description for a luxury audience: {}"
     feed(templated, 80, text=lambda i: frame.format(random_text(rng, 4)))
@@ -394,7 +401,11 @@ def test_template_reuse() -> None:
 
 
 def test_sweep_needs_different_near_identical_consecutive_prompts() -> None:
-    sweep, repeat, free = ExtractionMonitor(), ExtractionMonitor(), ExtractionMonitor()
+    sweep, repeat, free = (
+        ExtractionMonitor(clock=Clock()),
+        ExtractionMonitor(clock=Clock()),
+        ExtractionMonitor(clock=Clock()),
+    )
     feed(sweep, 80, text=lambda i: f"What is the boiling point of compound number {i} in kelvin?")
     feed(repeat, 80, text=lambda i: "What is the boiling point of water in kelvin?")
     feed(free, 80, text=diverse())
@@ -405,7 +416,7 @@ def test_sweep_needs_different_near_identical_consecutive_prompts() -> None:
 
 
 def test_single_turn_and_follow_ups_are_not_sketched() -> None:
-    single, conversation = ExtractionMonitor(), ExtractionMonitor()
+    single, conversation = ExtractionMonitor(clock=Clock()), ExtractionMonitor(clock=Clock())
     feed(single, 60, text=diverse())
     feed(conversation, 60, text=lambda i: "can you give me an example of that", history=True)
     assert features(single)["single_turn"] == 1.0
@@ -414,7 +425,7 @@ def test_single_turn_and_follow_ups_are_not_sketched() -> None:
 
 
 def test_reasoning_share() -> None:
-    asks, plain = ExtractionMonitor(), ExtractionMonitor()
+    asks, plain = ExtractionMonitor(clock=Clock()), ExtractionMonitor(clock=Clock())
     rng = random.Random(6)
     feed(asks, 60, text=lambda i: random_text(rng) + " Think step by step.")
     feed(plain, 60, text=diverse())
@@ -423,7 +434,11 @@ def test_reasoning_share() -> None:
 
 
 def test_logprobs_share() -> None:
-    probing, plain, rare = ExtractionMonitor(), ExtractionMonitor(), ExtractionMonitor()
+    probing, plain, rare = (
+        ExtractionMonitor(clock=Clock()),
+        ExtractionMonitor(clock=Clock()),
+        ExtractionMonitor(clock=Clock()),
+    )
     feed(probing, 60, text=diverse(), logprobs=True, top_logprobs=20)
     feed(plain, 60, text=diverse())
     feed(rare, 60, text=diverse(), logprobs=False)
@@ -434,13 +449,13 @@ def test_logprobs_share() -> None:
 
 
 def test_regularity_tells_scripts_from_people() -> None:
-    script, person = ExtractionMonitor(), ExtractionMonitor()
+    script, person = ExtractionMonitor(clock=Clock()), ExtractionMonitor(clock=Clock())
     rng = random.Random(8)
     feed(script, 60, text=diverse(), gap=lambda i: 20.0 * rng.uniform(0.97, 1.03))
     feed(person, 60, text=diverse(), gap=lambda i: rng.lognormvariate(3.0, 1.2))
     assert features(script)["regularity"] == 1.0
     assert features(person)["regularity"] == 0.0
-    few = ExtractionMonitor()
+    few = ExtractionMonitor(clock=Clock())
     feed(few, 5, text=diverse(), gap=lambda i: 20.0)
     report = few.subject("key:k")
     assert report is not None
@@ -448,13 +463,13 @@ def test_regularity_tells_scripts_from_people() -> None:
 
 
 def test_keys_per_address_only_for_addresses() -> None:
-    monitor = ExtractionMonitor()
+    monitor = ExtractionMonitor(clock=Clock())
     t = 0.0
     for i in range(60):
         t = feed(monitor, 1, text=diverse(i), key=f"acct-{i % 15}", address="192.0.2.5", start=t)
     assert features(monitor, "addr:192.0.2.5")["keys_per_address"] == 1.0
     assert "keys_per_address" not in features(monitor, "key:acct-1")
-    few = ExtractionMonitor()
+    few = ExtractionMonitor(clock=Clock())
     t = 0.0
     for i in range(60):
         t = feed(few, 1, text=diverse(i), key=f"user-{i % 3}", address="192.0.2.6", start=t)
@@ -462,7 +477,7 @@ def test_keys_per_address_only_for_addresses() -> None:
 
 
 def test_old_requests_leave_the_window() -> None:
-    monitor = ExtractionMonitor()
+    monitor = ExtractionMonitor(clock=Clock())
     end = feed(monitor, 60, text=diverse(), logprobs=True)
     assert features(monitor)["logprobs"] == 1.0
     feed(monitor, 60, text=diverse(2), start=end + 2 * 3600.0)
@@ -489,7 +504,7 @@ def campaign(monitor: ExtractionMonitor, n: int, key: str = "k", start: float = 
 
 
 def test_the_score_is_a_documented_noisy_or_of_the_features() -> None:
-    monitor = ExtractionMonitor()
+    monitor = ExtractionMonitor(clock=Clock())
     campaign(monitor, 80)
     report = monitor.subject("key:k")
     assert report is not None
@@ -505,7 +520,7 @@ def test_the_score_is_a_documented_noisy_or_of_the_features() -> None:
 
 
 def test_few_requests_score_low_whatever_they_look_like() -> None:
-    monitor = ExtractionMonitor()
+    monitor = ExtractionMonitor(clock=Clock())
     campaign(monitor, 10)
     report = monitor.subject("key:k")
     assert report is not None
@@ -515,8 +530,10 @@ def test_few_requests_score_low_whatever_they_look_like() -> None:
 
 
 def test_weights_can_switch_a_feature_off() -> None:
-    default = ExtractionMonitor()
-    muted = ExtractionMonitor(ExtractionSettings(weights={"logprobs": 0.0, "reasoning": 0.0}))
+    default = ExtractionMonitor(clock=Clock())
+    muted = ExtractionMonitor(
+        ExtractionSettings(weights={"logprobs": 0.0, "reasoning": 0.0}), clock=Clock()
+    )
     campaign(default, 80)
     campaign(muted, 80)
     assert muted.top(1)[0]["score"] < default.top(1)[0]["score"] - 0.1
@@ -527,10 +544,12 @@ def test_actions_start_at_their_thresholds_and_stop_below_the_hysteresis_band() 
     # only the logprobs feature counts, so its share sets the score: ramp 0.05 -> 0.5
     weights = dict.fromkeys(FEATURES, 0.0) | {"logprobs": 1.0}
     settings_ = ExtractionSettings(min_requests=1, history=16, weights=weights)
-    monitor = ExtractionMonitor(settings_)
+    clock = Clock()  # actions() judges expiry on the monitor's clock: keep it with the requests
+    monitor = ExtractionMonitor(settings_, clock=clock)
     changes: list[tuple[str, str]] = []
 
     def one(t: float, logprobs: bool) -> float:
+        clock.now = t
         found = monitor.observe(
             key_id="k",
             address=None,
@@ -598,7 +617,7 @@ def test_address_actions_apply_to_every_key_from_it() -> None:
 
 
 def test_exempt_keys_are_never_scored() -> None:
-    monitor = ExtractionMonitor(ExtractionSettings(exempt_keys=("eval-harness",)))
+    monitor = ExtractionMonitor(ExtractionSettings(exempt_keys=("eval-harness",)), clock=Clock())
     campaign(monitor, 80, key="eval-harness")
     assert monitor.subject("key:eval-harness") is None
     assert len(monitor) == 0
@@ -607,7 +626,9 @@ def test_exempt_keys_are_never_scored() -> None:
 
 def test_memory_is_bounded_by_history_and_subjects() -> None:
     quiet = {f"{name}_at": None for name in ("alert", "strip_logprobs", "tighten", "refuse")}
-    monitor = ExtractionMonitor(ExtractionSettings(history=32, max_subjects=5, **quiet))
+    monitor = ExtractionMonitor(
+        ExtractionSettings(history=32, max_subjects=5, **quiet), clock=Clock()
+    )
     feed(monitor, 200, text=diverse())
     subject = monitor._subjects["key:k"]
     assert subject.sigs.shape == (32, 64)
@@ -621,7 +642,7 @@ def test_memory_is_bounded_by_history_and_subjects() -> None:
 
 
 def test_eviction_passes_over_subjects_under_an_action() -> None:
-    monitor = ExtractionMonitor(ExtractionSettings(max_subjects=3))
+    monitor = ExtractionMonitor(ExtractionSettings(max_subjects=3), clock=Clock())
     end = campaign(monitor, 80, key="bad")
     for i in range(5):
         feed(monitor, 1, key=f"other-{i}", text=diverse(i), start=end + i)
@@ -640,7 +661,7 @@ def test_reset_forgets_a_subject() -> None:
 
 
 def test_report_lists_settings_features_and_cost() -> None:
-    monitor = ExtractionMonitor()
+    monitor = ExtractionMonitor(clock=Clock())
     campaign(monitor, 60)
     report = monitor.report(5)
     assert report["enabled"] is True
