@@ -25,6 +25,7 @@ from modelseal.guard.base import Action, Finding, Stage
 from modelseal.guard.text import normalise
 
 DEFAULT_MIN_WORDS = 8
+BOUND_CACHE = 64
 _WORD = re.compile(r"\w+")
 _ANNOUNCE = re.compile(
     r"\b(?:my|the)\s+(?:system|initial|original|hidden|secret)\s+(?:prompt|instructions?)\s+"
@@ -67,6 +68,7 @@ class LeakGuard:
         self.action: Action = action
         self.announce_action = announce_action
         self.system = system
+        self._bound: dict[str, LeakGuard] = {}
         self._grams: set[tuple[str, ...]] = set()
         self._whole: tuple[str, ...] = ()
         words = [w for w, _, _ in _words(system)] if system else []
@@ -96,10 +98,22 @@ class LeakGuard:
         return max(self.min_words * 24, longest, 160)
 
     def bind(self, context: Mapping[str, str]) -> LeakGuard:
-        """A copy for one request: ``context["system"]`` is the system prompt to protect."""
+        """A copy for one request: ``context["system"]`` is the system prompt to protect.
+
+        Copies are kept for the last :data:`BOUND_CACHE` system prompts (an application sends
+        the same one with every request)."""
         system = context.get("system", "")
         if not system:
             return self
+        cached = self._bound.get(system)
+        if cached is not None:
+            return cached
+        bound = self._bound[system] = self._copy(system)
+        if len(self._bound) > BOUND_CACHE:
+            del self._bound[next(iter(self._bound))]
+        return bound
+
+    def _copy(self, system: str) -> LeakGuard:
         return LeakGuard(
             min_words=self.min_words,
             canaries=self.canaries,

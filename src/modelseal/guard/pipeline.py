@@ -129,19 +129,59 @@ class GuardPipeline:
         self._scored: dict[int, ScoredGuard] = {
             id(g): g for g in self.guards if isinstance(g, ScoredGuard)
         }
+        # protocol checks are slow: done once here, not per request
+        self._context: tuple[int, ...] = tuple(
+            i for i, g in enumerate(self.guards) if isinstance(g, ContextGuard)
+        )
 
     @property
     def contextual(self) -> bool:
         """Whether some guard needs the request's context (see :meth:`bind`)."""
-        return any(isinstance(g, ContextGuard) for g in self.guards)
+        return bool(self._context)
 
     def bind(self, context: Mapping[str, str]) -> GuardPipeline:
-        """This pipeline with its context guards bound to one request's ``context``."""
-        if not context or not self.contextual:
+        """This pipeline with its context guards bound to one request's ``context``.
+
+        Cheap (one call per request): the copy shares what it can; only the bound guards are
+        looked at again.
+        """
+        if not context or not self._context:
             return self
-        return GuardPipeline(
-            [g.bind(context) if isinstance(g, ContextGuard) else g for g in self.guards]
-        )
+        guards = list(self.guards)
+        swap: dict[int, Guard] = {}
+        kinds: list[tuple[Guard, bool, bool]] = []
+        for i in self._context:
+            original = guards[i]
+            bound = original.bind(context)  # type: ignore[attr-defined]
+            if bound is original:
+                continue
+            swap[id(original)] = bound
+            guards[i] = bound
+            if type(bound) is type(original):  # same class: same protocols, no slow check
+                kinds.append(
+                    (bound, id(original) in self._length_guards, id(original) in self._scored)
+                )
+            else:
+                kinds.append(
+                    (bound, isinstance(bound, LengthGuard), isinstance(bound, ScoredGuard))
+                )
+        if not swap:
+            return self
+        copy = GuardPipeline.__new__(GuardPipeline)
+        copy.guards = tuple(guards)
+        copy._by_stage = {
+            stage: tuple(swap.get(id(g), g) for g in group)
+            for stage, group in self._by_stage.items()
+        }
+        copy._length_guards = {k: g for k, g in self._length_guards.items() if k not in swap}
+        copy._scored = {k: g for k, g in self._scored.items() if k not in swap}
+        for bound, is_length, is_scored in kinds:
+            if is_length:
+                copy._length_guards[id(bound)] = bound  # type: ignore[assignment]
+            if is_scored:
+                copy._scored[id(bound)] = bound  # type: ignore[assignment]
+        copy._context = self._context
+        return copy
 
     def scored_guard(self, guard: Guard) -> ScoredGuard | None:
         """The guard as a :class:`ScoredGuard` when it reports scores, else None."""

@@ -22,18 +22,23 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable, Iterable
+from functools import lru_cache
 from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
 
 from modelseal.errors import InputError
 from modelseal.guard.base import STAGES, Action, Finding, Stage
 from modelseal.guard.classifier import (
+    Featurizer,
     GuardModel,
-    Score,
     TextFeatures,
     parse_guard_model,
     prepare,
     windows,
 )
+from modelseal.guard.decode import decoded_variants
 
 WINDOW = 512
 WINDOW_STRIDE = 256
@@ -61,17 +66,18 @@ def unleet(text: str) -> str | None:
     return text.translate(_LEET)
 
 
+def payload_variants(text: str) -> list[str]:
+    """The other readings of ``text`` a trained guard also scores: decoded payloads and the
+    leetspeak reading."""
+    out = [d.text for d in decoded_variants(text)]
+    plain = unleet(text)
+    if plain is not None:
+        out.append(plain)
+    return out
+
+
 def _default_variants() -> Variants | None:
-    from modelseal.guard.decode import decoded_variants
-
-    def variants(text: str) -> Iterable[str]:
-        out = [d.text for d in decoded_variants(text)]
-        plain = unleet(text)
-        if plain is not None:
-            out.append(plain)
-        return out
-
-    return variants
+    return payload_variants
 
 
 class TrainedGuard:
@@ -155,14 +161,16 @@ class TrainedGuard:
                 )
         return spans
 
-    def _best(self, text: str) -> Score:
-        prepared = prepare(text)
-        best_logit = float("-inf")
+    def _best(self, text: str) -> tuple[float, npt.NDArray[np.int64]]:
+        """The highest window logit of ``text`` and that window's features."""
+        prepared = _prepared(text)
         feats = self.model.featurizer
         spans = self._spans(len(prepared))
         if len(spans) == 1:
-            return self.model.score_indices(feats.prepared_indices(prepared))
+            idx = _short_indices(feats, prepared)
+            return self.model.logit(idx), idx
         hashed = TextFeatures(feats, prepared)  # hashed once, sliced per window
+        best_logit = float("-inf")
         best_idx = None
         for start, end in spans:
             idx = hashed.window(start, end)
@@ -170,18 +178,21 @@ class TrainedGuard:
             if z > best_logit:
                 best_logit, best_idx = z, idx
         assert best_idx is not None
-        return self.model.score_indices(best_idx)
+        return best_logit, best_idx
+
+    def _top(self, text: str) -> tuple[float, npt.NDArray[np.int64]]:
+        best = self._best(text)
+        if self._variants is not None:
+            for variant in _variants(self._variants, text):
+                candidate = self._best(variant)
+                if candidate[0] > best[0]:
+                    best = candidate
+        return best
 
     def score(self, text: str) -> tuple[float, str]:
         """The highest probability over the windows and decoded payloads, and its category."""
-        best = self._best(text)
-        if self._variants is not None:
-            for variant in self._variants(text):
-                s = self._best(variant)
-                if s.probability > best.probability:
-                    best = s
-        category = best.category or self.category
-        return best.probability, category
+        scored = self.model.score_indices(self._top(text)[1])
+        return scored.probability, scored.category or self.category
 
     def check(self, text: str, stage: Stage) -> list[Finding]:
         findings, _ = self.check_scored(text, stage)
@@ -190,7 +201,14 @@ class TrainedGuard:
     def check_scored(self, text: str, stage: Stage) -> tuple[list[Finding], float]:
         if not text.strip():
             return [], 0.0
-        p, category = self.score(text)
+        _, idx = self._top(text)
+        # the category head runs only for a finding
+        p = self.model.score_indices(idx, categorise=False).probability
+        lowest = self.threshold if self.flag_threshold is None else self.flag_threshold
+        if p < lowest:
+            return [], p
+        scored = self.model.score_indices(idx)
+        category = scored.category or self.category
         if p >= self.threshold:
             action = self.action
             limit = self.threshold
@@ -200,6 +218,39 @@ class TrainedGuard:
             return [], p
         detail = f"{self.model.metadata.get('title', self.name)}: score at or above {limit:g}"
         return [Finding(self.name, category, action, detail, score=round(p, 4))], p
+
+
+# Several guards read the same texts (every input classifier sees every prompt): the prepared
+# form, the decoded variants and the features of short texts are computed once and kept for
+# the next guard. Only texts up to CACHE_CHARS are kept, so the caches stay small.
+CACHE_CHARS = 4096
+
+
+@lru_cache(maxsize=512)
+def _prepared_cached(text: str) -> str:
+    return prepare(text)
+
+
+def _prepared(text: str) -> str:
+    return _prepared_cached(text) if len(text) <= CACHE_CHARS else prepare(text)
+
+
+@lru_cache(maxsize=512)
+def _variants_cached(variants: Variants, text: str) -> tuple[str, ...]:
+    return tuple(variants(text))
+
+
+def _variants(variants: Variants, text: str) -> Iterable[str]:
+    if len(text) <= CACHE_CHARS:
+        return _variants_cached(variants, text)
+    return variants(text)
+
+
+@lru_cache(maxsize=1024)
+def _short_indices(featurizer: Featurizer, prepared: str) -> npt.NDArray[np.int64]:
+    idx = featurizer.prepared_indices(prepared)
+    idx.flags.writeable = False  # shared between guards: nobody may change it
+    return idx
 
 
 def load_guard_file(path: str | Path, **options: object) -> TrainedGuard:
