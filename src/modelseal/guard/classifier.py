@@ -241,6 +241,16 @@ class Score:
     category_probability: float = 0.0
 
 
+def _top_category(
+    probability: float, logits: npt.NDArray[np.float64], categories: tuple[str, ...]
+) -> Score:
+    """The score with the most probable category of a softmax over ``logits``."""
+    shifted = np.exp(logits - logits.max())
+    probs = shifted / shifted.sum()
+    top = int(probs.argmax())
+    return Score(probability, categories[top], float(probs[top]))
+
+
 @dataclass(slots=True)
 class LinearModel:
     """A binary logistic head, optionally with a multinomial category head, over hashed features."""
@@ -297,11 +307,7 @@ class LinearModel:
             logits = raw + self.category_bias
         else:
             logits = self.category_bias.astype(np.float64)
-        logits = logits - logits.max()
-        probs = np.exp(logits)
-        probs /= probs.sum()
-        top = int(probs.argmax())
-        return Score(p, self.categories[top], float(probs[top]))
+        return _top_category(p, logits, self.categories)
 
     def score(self, text: str) -> Score:
         return self.score_indices(self.featurizer.indices(text))
@@ -517,11 +523,7 @@ class EnsembleModel:
         if not self.categories:
             return Score(p)
         logits = (self.category_w @ h + self.category_b).astype(np.float64)
-        logits = logits - logits.max()
-        probs = np.exp(logits)
-        probs /= probs.sum()
-        top = int(probs.argmax())
-        return Score(p, self.categories[top], float(probs[top]))
+        return _top_category(p, logits, self.categories)
 
     def score(self, text: str) -> Score:
         return self.score_indices(self.featurizer.indices(text))
