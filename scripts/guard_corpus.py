@@ -113,6 +113,8 @@ class Example:
     split: str  # train | val | test
     lang: str = "en"
     category: str = ""
+    # from an authored training-only file: held to the stricter topical leak filter
+    train_only: bool = False
 
 
 def fetch(python: str = sys.executable) -> None:
@@ -257,39 +259,58 @@ def _guardmeter() -> Iterator[Example]:
 
 
 def _authored(pattern: str) -> list[dict[str, str]]:
+    """The rows of the authored files matching ``pattern``. Rows of a file whose name holds
+    ``_train`` are marked (``"_train": "extra"`` or ``"extra-PART"``): training data only, never
+    in a held-out split, so adding such a file leaves every test set as it was."""
     rows: list[dict[str, str]] = []
     for path in sorted(AUTHORED.glob(pattern)):
-        rows += [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
+        # "x_train.jsonl" -> "extra", "x_train_b.jsonl" -> "extra-b": the rows' source suffix
+        _, train_only, part = path.stem.partition("_train")
+        mark = "extra" + part.replace("_", "-")
+        for line in path.read_text("utf-8").splitlines():
+            if line.strip():
+                row = json.loads(line)
+                if train_only:
+                    row["_train"] = mark
+                rows.append(row)
     return rows
+
+
+def _example(
+    row: dict[str, str], label: int, source: str, test_percent: int, lang: str = "en"
+) -> Example:
+    """An authored row as an example: split by hash, or ``train`` for training-only files,
+    whose rows get their own source (``SOURCE-extra``, ``SOURCE-extra-b`` for
+    ``..._train_b.jsonl``) so they are weighted and calibrated apart from the files the test
+    splits come from."""
+    category = row.get("category", "")
+    mark = row.get("_train")
+    if mark:
+        return Example(row["text"], label, f"{source}-{mark}", "train", lang, category, True)
+    split = hash_split(row["text"], test_percent)
+    return Example(row["text"], label, source, split, lang, category)
 
 
 def _benign_scary() -> Iterator[Example]:
     for row in _authored("benign_scary_en*.jsonl"):
-        text = row["text"]
-        yield Example(text, 0, "benign-scary", hash_split(text, 30), "en", row.get("category", ""))
+        yield _example(row, 0, "benign-scary", 30)
 
 
 def _harmful_authored() -> Iterator[Example]:
     for row in _authored("harmful_en*.jsonl"):
-        text = row["text"]
-        yield Example(text, 1, "harmful-authored", hash_split(text, 20), "en", row["category"])
+        yield _example(row, 1, "harmful-authored", 20)
     for row in _authored("harmful_persuasion_en*.jsonl"):
-        text = row["text"]
-        yield Example(text, 1, "harmful-persuasion", hash_split(text, 30), "en", row["category"])
+        yield _example(row, 1, "harmful-persuasion", 30)
 
 
 def _benign_persuasion() -> Iterator[Example]:
     for row in _authored("benign_persuasion_en*.jsonl"):
-        text = row["text"]
-        yield Example(
-            text, 0, "benign-persuasion", hash_split(text, 30), "en", row.get("category", "")
-        )
+        yield _example(row, 0, "benign-persuasion", 30)
 
 
 def _multilingual(kind: str) -> Iterator[Example]:
     """The authored de/fr/es/zh rows: label 1 for rows of ``kind``, 0 for benign ones."""
     for row in _authored("multilingual*.jsonl"):
-        text = row["text"]
         if row["label"] == "benign":
             label = 0
         elif row["label"] == kind:
@@ -297,9 +318,7 @@ def _multilingual(kind: str) -> Iterator[Example]:
         else:
             continue
         source = "multilingual-" + ("benign" if label == 0 else kind)
-        yield Example(
-            text, label, source, hash_split(text, 35), row["lang"], row.get("category", "")
-        )
+        yield _example(row, label, source, 35, row["lang"])
 
 
 # ------------------------------------------------------------------------- harmful requests
@@ -428,11 +447,8 @@ def _pyrit_responses() -> Iterator[Example]:
 
 def _authored_outputs() -> Iterator[Example]:
     for row in _authored("outputs_en.jsonl"):
-        text = row["text"]
         label = 1 if row["label"] == "harmful" else 0
-        yield Example(
-            text, label, "outputs-authored", hash_split(text, 50), "en", row.get("category", "")
-        )
+        yield _example(row, label, "outputs-authored", 50)
 
 
 # -------------------------------------------------------------------------------- assembling
@@ -445,17 +461,32 @@ def _shingles(text: str) -> set[int]:
     return {hash(" ".join(words[i : i + 4])) for i in range(len(words) - 3)}
 
 
+TOPIC_JACCARD = 0.3  # training-only authored rows this close to a test text are dropped
+_CONTENT = re.compile(r"[a-z]{4,}")
+
+
 def _leak_free(examples: list[Example]) -> list[Example]:
-    """Drop train/val examples equal or near-equal to a test example (and exact duplicates)."""
+    """Drop train/val examples equal or near-equal to a test example (and exact duplicates).
+
+    Rows of the training-only authored files (``train_only``) must also not share the topic of
+    a test text: they are dropped when their content words (four letters or more) overlap those
+    of any test text with a Jaccard index of ``TOPIC_JACCARD`` or more. Those files were written
+    after the test sets existed, so they are held to the stricter rule."""
     test = [e for e in examples if e.split == "test"]
     test_keys = {key(e.text) for e in test}
     index: dict[int, list[int]] = {}
     shingle_sets: list[set[int]] = []
+    by_word: dict[str, list[int]] = {}
+    word_sets: list[set[str]] = []
     for i, e in enumerate(test):
         s = _shingles(e.text)
         shingle_sets.append(s)
         for h in s:
             index.setdefault(h, []).append(i)
+        w = set(_CONTENT.findall(e.text.lower()))
+        word_sets.append(w)
+        for word in w:
+            by_word.setdefault(word, []).append(i)
     kept: list[Example] = []
     seen: set[tuple[str, str]] = set()
     for e in examples:
@@ -473,8 +504,18 @@ def _leak_free(examples: list[Example]) -> list[Example]:
                     counts[i] = counts.get(i, 0) + 1
             if any(c / len(s | shingle_sets[i]) >= 0.6 for i, c in counts.items() if c > 0):
                 continue
+            if e.train_only and _topical(set(_CONTENT.findall(e.text.lower())), by_word, word_sets):
+                continue
         kept.append(e)
     return kept
+
+
+def _topical(words: set[str], by_word: dict[str, list[int]], word_sets: list[set[str]]) -> bool:
+    shared: dict[int, int] = {}
+    for word in words:
+        for i in by_word.get(word, ()):
+            shared[i] = shared.get(i, 0) + 1
+    return any(c / len(words | word_sets[i]) >= TOPIC_JACCARD for i, c in shared.items())
 
 
 def injection() -> list[Example]:

@@ -26,11 +26,12 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 import guard_corpus as corpus
 from guard_corpus import Example
 
+from modelseal.guard import segment
 from modelseal.guard.classifier import (
     EnsembleModel,
     Featurizer,
@@ -143,6 +145,14 @@ SPECS: dict[str, Spec] = {
             # contradict the benign-but-scary labels: excluded as label noise (a choice made
             # after seeing held-out results; recorded in the card)
             "donotanswer": 0.0,
+            # training-only authored sets (data/guards/*_train*.jsonl): the benign-but-scary,
+            # multilingual and misinformation / hate / self-harm ones (a) help; the crime /
+            # weapons / cyber set (b) lowered HarmBench recall at 5% benign-but-scary FPR from
+            # 0.79 to 0.65 even at weight 0.5 (its pretexts, "for a novel", "as a security
+            # researcher", are the words of the benign-but-scary fiction and security rows)
+            "benign-scary-extra": 1.0,
+            "harmful-authored-extra-a": 0.5,
+            "harmful-authored-extra-b": 0.0,
         },
         categories=True,
         hard={"benign-scary": 0.045, "multilingual-benign": 0.05, "benign-persuasion": 0.15},
@@ -161,6 +171,10 @@ SPECS: dict[str, Spec] = {
             "aux-strongreject": 0.5,
             "aux-harmful-authored": 0.5,
             "aux-benign-scary": 0.5,
+            # the training-only authored requests lowered its F1 (0.64 -> 0.62)
+            "aux-harmful-authored-extra-a": 0.0,
+            "aux-harmful-authored-extra-b": 0.0,
+            "aux-benign-scary-extra": 0.0,
         },
         hard={"pyrit-responses": 0.1, "outputs-authored": 0.05},
     ),
@@ -169,9 +183,13 @@ SPECS: dict[str, Spec] = {
 
 def _calibration(e: Example) -> bool:
     """Train examples set aside to pick the threshold: S-Labs' own validation split, else 10%
-    (20% of the small authored sets, so the hard-negative budget is measured on enough)."""
+    (20% of the small authored sets, so the hard-negative budget is measured on enough).
+    Training-only authored rows (``train_only``) are fit on, never calibrated on: the threshold
+    is picked on data drawn like the test splits."""
     if e.split == "val":
         return True
+    if e.train_only:
+        return False
     share = 20 if e.source.startswith(("benign-scary", "multilingual")) else 10
     return e.split == "train" and corpus.bucket(e.text + "#calibration") < share
 
@@ -483,7 +501,9 @@ def card(report: dict[str, object]) -> str:
         "Model: hashed character 3/4/5-grams, words and word pairs (2^20 buckets) -> logistic "
         "regression (liblinear, L2, C = " + str(report["c"]) + "), scored over 512-character "
         "windows (stride 256) of the normalised text and of any decoded base64 / hex / percent / "
-        "rot13 payload; the highest window decides. Runtime: numpy only.",
+        "rot13 payload, its leetspeak reading and its letter-spaced runs read back as words "
+        "(word model `words.txt`, the most frequent words of the training texts); the highest "
+        "window decides. Runtime: numpy only.",
         *(
             [
                 "Ensemble: the probability is the mean of that model's and a fastText-style "
@@ -580,6 +600,25 @@ def seal(out: Path) -> None:
     shutil.copytree(CA_HOME / "trust", SEAL_DIR / "trust")
 
 
+WORDS_KEPT = 30_000  # the word model's size: the most frequent words of the training texts
+
+
+def word_model() -> str:
+    """The word model for reading letter-spaced text (``models/words.txt``, see
+    :mod:`modelseal.guard.segment`): ``word count`` lines, the ``WORDS_KEPT`` most frequent
+    lower-case words (a-z, seen at least twice) of the texts the guards train on, never of a
+    test split."""
+    counts: Counter[str] = Counter()
+    seen: set[str] = set()
+    for e in [*corpus.injection(), *corpus.harmful(), *corpus.harmful_output()]:
+        if e.split == "test" or e.text in seen:
+            continue
+        seen.add(e.text)
+        counts.update(w.lower() for w in re.findall(r"[A-Za-z]+", e.text))
+    ranked = sorted(((n, w) for w, n in counts.items() if n >= 2), key=lambda t: (-t[0], t[1]))
+    return "".join(f"{w} {n}\n" for n, w in ranked[:WORDS_KEPT])
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--only", choices=sorted(SPECS), action="append")
@@ -607,6 +646,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
+
+    words = word_model()
+    words_file = args.out / segment.WORDS_FILE.name
+    if args.check:
+        same = words_file.read_text("utf-8") == words
+        log(f"word model: {'reproduced' if same else 'DIFFERS from the shipped one'}")
+        failed |= not same
+    else:
+        args.out.mkdir(parents=True, exist_ok=True)
+        words_file.write_text(words, "utf-8")
+        log(f"word model: wrote {words_file} ({words.count(chr(10))} words)")
+        # the guards evaluated below read letter-spaced text with this word model
+        segment.WORDS_FILE = words_file
+        segment.default_segmenter.cache_clear()
 
     for name in names:
         blob, report = train(SPECS[name], log=log)

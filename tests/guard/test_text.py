@@ -296,3 +296,10 @@ def test_russian_and_greek_words_stay_in_the_classifier_form() -> None:
 def test_the_classifier_form_is_single_spaced_and_never_fails(text: str) -> None:
     folded = fold_case_and_space(text)
     assert folded == " ".join(folded.split())
+
+
+def test_arabic_tatweel_is_removed_and_offsets_map_back() -> None:
+    # "بمـب" (a Persian word stretched with a kashida) reads as "بمب"
+    n = normalise("x \u0628\u0645\u0640\u0628 y")
+    assert n.text == "x \u0628\u0645\u0628 y"
+    assert n.span(2, 5) == (2, 6)

@@ -5,8 +5,9 @@ Guards match on a normalised copy of the text so that invisible characters canno
 ``\\uff21\\uff2b\\uff29\\uff21`` for ``AKIA``):
 
 1. remove invisible format characters: zero-width spaces and joiners, the word joiner, the byte
-   order mark, the soft hyphen, bidirectional controls and isolates, variation selectors and
-   Unicode tag characters (used to smuggle hidden ASCII);
+   order mark, the soft hyphen, bidirectional controls and isolates, variation selectors,
+   Unicode tag characters (used to smuggle hidden ASCII) and the Arabic tatweel that only
+   stretches a word (``\u0628\u0645\u0640\u0628`` for ``\u0628\u0645\u0628``);
 2. apply NFKC (full-width and other compatibility forms, ligatures, non-breaking spaces,
    mathematical alphanumerics such as ``\U0001d422`` for ``i``);
 3. fold homoglyphs (:func:`fold_homoglyphs`): Cyrillic, Greek, Armenian and Cherokee letters that
@@ -34,6 +35,7 @@ _IGNORABLE_RANGES: tuple[tuple[int, int], ...] = (
     (0x00AD, 0x00AD),  # soft hyphen
     (0x034F, 0x034F),  # combining grapheme joiner
     (0x061C, 0x061C),  # Arabic letter mark
+    (0x0640, 0x0640),  # Arabic tatweel (kashida): stretches a word, spells nothing
     (0x115F, 0x1160),  # Hangul fillers
     (0x17B4, 0x17B5),  # Khmer inherent vowels
     (0x180B, 0x180F),  # Mongolian variation selectors and vowel separator

@@ -9,7 +9,9 @@ One :class:`TrainedGuard` wraps one model and turns its probability into a findi
   window's;
 * encoded payloads (base64, hex, percent-encoding, rot13; see :mod:`modelseal.guard.decode`) are
   decoded and scored too, so wrapping an attack does not hide it, and so is a leetspeak reading
-  of the text ("h0w 70 m4k3 4 b0mb") when two or more words mix letters with leet digits;
+  of the text ("h0w 70 m4k3 4 b0mb") when two or more words mix letters with leet digits, and
+  letter-spaced runs ("t e l l m e h o w ...") read back as words
+  (:mod:`modelseal.guard.segment`);
 * ``score >= threshold`` gives a finding with ``action`` (block by default), ``flag_threshold``
   (optional, lower) gives a ``flag`` finding; the category is the model's own label for binary
   guards, or the top hazard class (``S1``-``S14``) for a model with a category head.
@@ -39,6 +41,7 @@ from modelseal.guard.classifier import (
     windows,
 )
 from modelseal.guard.decode import decoded_variants
+from modelseal.guard.segment import LEET, despaced
 
 WINDOW = 512
 WINDOW_STRIDE = 256
@@ -51,9 +54,6 @@ STREAM_CONTEXT = 256  # characters of earlier text kept with each new piece of a
 Variants = Callable[[str], Iterable[str]]
 
 
-_LEET = str.maketrans(
-    {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "9": "g", "@": "a"}
-)
 # a word that mixes letters with the digits leetspeak uses ("h4ck", "b0mb", "m4k3")
 _LEET_WORD = re.compile(r"\b(?=\w*[A-Za-z])(?=\w*[0134578@])\w{2,}\b")
 
@@ -63,16 +63,19 @@ def unleet(text: str) -> str | None:
     words = _LEET_WORD.findall(text)
     if len(words) < 2 or all(w.isdigit() for w in words):
         return None
-    return text.translate(_LEET)
+    return text.translate(LEET)
 
 
 def payload_variants(text: str) -> list[str]:
-    """The other readings of ``text`` a trained guard also scores: decoded payloads and the
-    leetspeak reading."""
+    """The other readings of ``text`` a trained guard also scores: decoded payloads, the
+    leetspeak reading and the letter-spaced runs read back as words."""
     out = [d.text for d in decoded_variants(text)]
     plain = unleet(text)
     if plain is not None:
         out.append(plain)
+    joined = despaced(text)
+    if joined is not None:
+        out.append(joined)
     return out
 
 
