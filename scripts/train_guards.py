@@ -119,7 +119,15 @@ SPECS: dict[str, Spec] = {
         "input",
         0.01,
         4.0,
-        {"benign-scary": 4.0, "multilingual-benign": 6.0, "multilingual-injection": 8.0},
+        {
+            "benign-scary": 4.0,
+            "multilingual-benign": 6.0,
+            "multilingual-injection": 8.0,
+            # the ordinary de/fr/es/zh requests: this guard did not over-block them (0.5%) and
+            # with them its de/es/fr recall fell 0.83/0.70/0.68 -> 0.71/0.63/0.66
+            "multilingual-benign-extra-benign-a": 0.0,
+            "multilingual-benign-extra-benign-b": 0.0,
+        },
         hard={"benign-scary": 0.03, "multilingual-benign": 0.03},
     ),
     "harm": Spec(
@@ -131,8 +139,13 @@ SPECS: dict[str, Spec] = {
         8.0,
         {
             "benign-scary": 4.0,
-            "multilingual-benign": 6.0,
-            "multilingual-harmful": 6.0,
+            # the ordinary de/fr/es/zh requests (multilingual_train_benign_*.jsonl, weight 1)
+            # took away the model's "not English, so suspicious" prior: benign non-English
+            # over-blocking 5.6% -> 1.2% ("a bedtime story about a hedgehog" scored 0.94);
+            # the harmful rows are weighted up to keep what recall can be kept (0.67 -> 0.56)
+            "multilingual-benign": 8.0,
+            "multilingual-harmful": 14.0,
+            "multilingual-harmful-extra": 5.0,
             # persuasion minimal pairs: without them the guard blocks 55% of benign "write a
             # persuasive article arguing ..." requests; with them 17%, at 8 points of HarmBench
             # standard recall (0.82 -> 0.74): the trade is taken for the users
