@@ -546,6 +546,13 @@ def card(report: dict[str, object]) -> str:
         + "; ".join(f"{k} {v[0]}: {v[3]}" for k, v in corpus.WHEELS.items())
         + "; data/guards/*.jsonl: CC0-1.0 (authored for modelseal).",
         "",
+        "Sources named `...-extra` (and `...-extra-PART`) are the training-only authored files "
+        "`data/guards/*_train*.jsonl`: never in a test split, never used to pick the threshold, "
+        "and held to a topical leak filter against every test text (see `data/guards/README.md`). "
+        "Per-source sample weights are in `"
+        + str(report["name"])
+        + ".metrics.json` (`source_weight`); a source weighted 0 is left out.",
+        "",
         "## Held-out metrics (through the runtime guard)",
         "",
         "| set | n | precision | recall | F1 | FPR |",
