@@ -14,7 +14,10 @@ The first byte picks what to fuzz, so that most inputs get past the safetensors 
   filled with the input's bytes: odd shapes, unsupported dtypes, NaN and infinite weights.
 
 * the same two for a small ensemble model (``modelseal-guard-ensemble/1``): a metadata entry
-  (format, featuriser, network bits, categories, model metadata) replaced, or its tensors changed.
+  (format, featuriser, network bits, categories, model metadata) replaced, or its tensors changed;
+* and for a small mixed model (``modelseal-guard-mixed/1``, n-gram + subword bag): a metadata
+  entry (format, featuriser, bag settings, categories, model metadata) replaced, or its tensors
+  changed (the vocabulary bytes, the int8 table and its scales among them).
 
 Invariant: :func:`~modelseal.guard.classifier.parse_guard_model` returns a model or raises
 InputError, nothing else; a model that parses scores texts without raising, and dumps to bytes that
@@ -30,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from modelseal.errors import InputError
+from modelseal.guard.bag import MixedModel, SubwordBag, dump_mixed
 from modelseal.guard.classifier import (
     EnsembleModel,
     Featurizer,
@@ -39,6 +43,7 @@ from modelseal.guard.classifier import (
     dump_model,
     parse_guard_model,
 )
+from modelseal.guard.wordpiece import WordPiece
 
 _F = Featurizer(bits=8, char_ngrams=(2, 3))
 _BASE = dump_model(
@@ -80,9 +85,37 @@ _ENSEMBLE_TENSORS: list[list[Any]] = [
     ["category.w", "F32", [2, 3]],
     ["category.b", "F32", [2]],
 ]
+_VOCAB = ["[PAD]", "[UNK]", "ignore", "all", "##s", "previous", "instructions", "\u4eca", "wie"]
+_MIXED = dump_mixed(
+    MixedModel(
+        LinearModel(_F, np.linspace(-1, 1, _F.size, dtype=np.float32), -0.5),
+        SubwordBag(
+            WordPiece(_VOCAB),
+            np.linspace(-1, 1, len(_VOCAB) * 2, dtype=np.float32).reshape(len(_VOCAB), 2),
+            np.ones((3, 2), dtype=np.float32),
+            np.zeros(3, dtype=np.float32),
+            np.ones(3, dtype=np.float32),
+            0.0,
+        ),
+        metadata={"name": "fuzz", "threshold": 0.5},
+    ),
+)
+_MIXED_KEYS = ["format", "featurizer", "bag", "categories", "model", "extra"]
+_MIXED_TENSORS: list[list[Any]] = [
+    ["binary.b", "F32", [1]],
+    ["binary.w", "F16", [_F.size]],
+    ["bag.vocab", "U8", [56]],
+    ["bag.emb", "I8", [9, 2]],
+    ["bag.scale", "F32", [9]],
+    ["bag.w1", "F32", [3, 2]],
+    ["bag.b1", "F32", [3]],
+    ["bag.w2", "F32", [3]],
+    ["bag.b2", "F32", [1]],
+]
 _META_KEYS = ["format", "featurizer", "categories", "category_bits", "model", "extra"]
 _NAMES = ["binary.w", "binary.b", "category.w", "category.b", "ft.emb", "ft.w1", "ft.b2", "other"]
-_DTYPES = {"F16": 2, "F32": 4, "BF16": 2, "I32": 4, "F64": 8, "U8": 1}
+_NAMES += ["bag.vocab", "bag.emb", "bag.scale", "bag.w1"]
+_DTYPES = {"F16": 2, "F32": 4, "BF16": 2, "I32": 4, "F64": 8, "U8": 1, "I8": 1}
 _SHAPES: list[list[int]] = [
     [], [1], [2], [3], [16], [256], [128, 2], [16, 2], [16, 3], [2, 16], [256, 2], [3, 2], [2, 3],
 ]  # fmt: skip
@@ -167,12 +200,20 @@ def _tensors(data: bytes, base: bytes = _BASE, spec: list[list[Any]] | None = No
     return _file(header, blobs)
 
 
-def check_model(model: GuardModel) -> None:
+def check_model(model: GuardModel | MixedModel) -> None:
     for text in _TEXTS:
         score = model.score(text)
         if model.categories and score.category not in model.categories:
             raise AssertionError(f"category {score.category!r} is not one of the model's")
-    if isinstance(model, EnsembleModel):
+    if isinstance(model, MixedModel):
+        again = parse_guard_model(dump_mixed(model))
+        if not isinstance(again, MixedModel) or again.weight != model.weight:
+            raise AssertionError("a mixed model changed in a dump and parse round trip")
+        for text in _TEXTS:
+            a, b = again.score(text).probability, model.score(text).probability
+            if not (abs(a - b) <= 0.05 or (np.isnan(a) and np.isnan(b))):
+                raise AssertionError(f"mixed score moved {b} -> {a} in a round trip")
+    elif isinstance(model, EnsembleModel):
         again = parse_guard_model(dump_ensemble(model))
         if not isinstance(again, EnsembleModel):
             raise AssertionError("an ensemble parsed back as another kind")
@@ -191,7 +232,7 @@ def check_model(model: GuardModel) -> None:
 
 
 def test_one_input(data: bytes) -> None:
-    mode = data[0] % 6 if data else 0
+    mode = data[0] % 8 if data else 0
     rest = data[1:]
     if mode == 0:
         blob = rest
@@ -205,8 +246,13 @@ def test_one_input(data: bytes) -> None:
     elif mode == 4:
         key = _ENSEMBLE_KEYS[rest[0] % len(_ENSEMBLE_KEYS)] if rest else "ft_bits"
         blob = _with_metadata_of(_ENSEMBLE, key, rest[1:].decode("utf-8", "replace"))
-    else:
+    elif mode == 5:
         blob = _tensors(rest, _ENSEMBLE, _ENSEMBLE_TENSORS)
+    elif mode == 6:
+        key = _MIXED_KEYS[rest[0] % len(_MIXED_KEYS)] if rest else "bag"
+        blob = _with_metadata_of(_MIXED, key, rest[1:].decode("utf-8", "replace"))
+    else:
+        blob = _tensors(rest, _MIXED, _MIXED_TENSORS)
     try:
         model = parse_guard_model(blob, source="fuzz")
     except InputError:

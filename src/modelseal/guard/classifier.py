@@ -36,7 +36,7 @@ import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -44,6 +44,9 @@ import numpy.typing as npt
 from modelseal.errors import InputError
 from modelseal.formats.safetensors import SafetensorsError, parse_header_bytes
 from modelseal.guard.text import fold_case_and_space, normalise
+
+if TYPE_CHECKING:
+    from modelseal.guard.bag import MixedModel
 
 FORMAT = "modelseal-guard-linear/1"
 ENSEMBLE_FORMAT = "modelseal-guard-ensemble/1"
@@ -59,6 +62,7 @@ _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 # and Japanese have no spaces; their word pairs are then character bigrams)
 _WORD = re.compile(f"[{_CJK}]|[^\\W{_CJK}]+")
 _DTYPES = {"F16": np.float16, "F32": np.float32}
+_INT_DTYPES = {"I8": np.int8, "U8": np.uint8}  # kept as integers (quantised tables, bytes)
 
 
 def _unique(values: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
@@ -317,6 +321,10 @@ class LinearModel:
 
 
 def _tensor_bytes(array: npt.NDArray[Any]) -> tuple[str, bytes]:
+    if array.dtype == np.int8:
+        return "I8", array.tobytes()
+    if array.dtype == np.uint8:
+        return "U8", array.tobytes()
     if array.dtype == np.float16:
         return "F16", array.astype("<f2").tobytes()
     return "F32", array.astype("<f4").tobytes()
@@ -340,10 +348,13 @@ def dump_model(model: LinearModel) -> bytes:
         "category_bits": str(model.category_bits),
         "model": json.dumps(model.metadata, sort_keys=True),
     }
-    return _safetensors(tensors, meta)
+    return safetensors_bytes(tensors, meta)
 
 
-def _safetensors(tensors: Sequence[tuple[str, npt.NDArray[Any]]], meta: dict[str, str]) -> bytes:
+def safetensors_bytes(
+    tensors: Sequence[tuple[str, npt.NDArray[Any]]], meta: dict[str, str]
+) -> bytes:
+    """Deterministic safetensors bytes: header keys sorted, padded to 8 bytes."""
     header: dict[str, Any] = {}
     blobs: list[bytes] = []
     offset = 0
@@ -369,14 +380,18 @@ def _header(data: bytes, source: str) -> Any:
         raise InputError(f"{source}: not a valid safetensors file: {exc}") from None
 
 
-def _arrays(header: Any, data: bytes, source: str) -> dict[str, npt.NDArray[np.float32]]:
-    """The header's tensors as float32 arrays (F16 and F32 only)."""
-    arrays: dict[str, npt.NDArray[np.float32]] = {}
+def arrays_of(header: Any, data: bytes, source: str) -> dict[str, npt.NDArray[Any]]:
+    """The header's tensors: F16 and F32 as float32 arrays, I8 and U8 as they are."""
+    arrays: dict[str, npt.NDArray[Any]] = {}
     for t in header.tensors:
+        start = header.data_start + t.begin
+        if t.dtype in _INT_DTYPES:
+            raw = np.frombuffer(data, dtype=_INT_DTYPES[t.dtype], count=t.numel, offset=start)
+            arrays[t.name] = raw.reshape(t.shape)
+            continue
         dtype = _DTYPES.get(t.dtype)
         if dtype is None:
             raise InputError(f"{source}: tensor {t.name!r} has unsupported dtype {t.dtype}")
-        start = header.data_start + t.begin
         arr = np.frombuffer(
             data, dtype=np.dtype(dtype).newbyteorder("<"), count=t.numel, offset=start
         )
@@ -384,27 +399,41 @@ def _arrays(header: Any, data: bytes, source: str) -> dict[str, npt.NDArray[np.f
     return arrays
 
 
-def _linear(
-    meta: Mapping[str, str], arrays: Mapping[str, npt.NDArray[np.float32]], *, categories: bool
+def _float(arrays: Mapping[str, npt.NDArray[Any]], name: str) -> npt.NDArray[np.float32]:
+    """A float tensor of the file (KeyError if absent, ValueError if stored as integers)."""
+    arr = arrays[name]
+    if arr.dtype != np.float32:
+        raise ValueError(f"tensor {name!r} must be F16 or F32")
+    return arr
+
+
+def _float_opt(arrays: Mapping[str, npt.NDArray[Any]], name: str) -> npt.NDArray[np.float32] | None:
+    return _float(arrays, name) if name in arrays else None
+
+
+def linear_from(
+    meta: Mapping[str, str], arrays: Mapping[str, npt.NDArray[Any]], *, categories: bool
 ) -> LinearModel:
+    """A linear model from a parsed file's metadata and tensors (KeyError / ValueError /
+    InputError when incomplete or inconsistent)."""
     featurizer = Featurizer.from_dict(json.loads(meta["featurizer"]))
     cats = json.loads(meta.get("categories", "[]"))
     if not isinstance(cats, list):
         raise ValueError("categories must be a list")
     metadata = json.loads(meta.get("model", "{}"))
-    bias_arr = arrays["binary.b"]
+    bias_arr = _float(arrays, "binary.b")
     if bias_arr.shape != (1,) or not isinstance(metadata, dict):
         raise ValueError("bad binary.b or metadata")
     if not categories:
         cats = []
     return LinearModel(
         featurizer=featurizer,
-        weights=np.ascontiguousarray(arrays["binary.w"]),
+        weights=np.ascontiguousarray(_float(arrays, "binary.w")),
         bias=float(bias_arr[0]),
         categories=tuple(str(c) for c in cats),
         category_bits=int(meta.get("category_bits", "0")) if categories else 0,
-        category_weights=arrays.get("category.w"),
-        category_bias=arrays.get("category.b"),
+        category_weights=_float_opt(arrays, "category.w"),
+        category_bias=_float_opt(arrays, "category.b"),
         metadata=metadata,
     )
 
@@ -415,9 +444,9 @@ def parse_model(data: bytes, *, source: str = "model") -> LinearModel:
     meta = dict(header.metadata)
     if meta.get("format") != FORMAT:
         raise InputError(f"{source}: not a modelseal guard model (format {meta.get('format')!r})")
-    arrays = _arrays(header, data, source)
+    arrays = arrays_of(header, data, source)
     try:
-        return _linear(meta, arrays, categories=True)
+        return linear_from(meta, arrays, categories=True)
     except InputError as exc:
         raise InputError(f"{source}: {exc.message}") from None
     except (KeyError, ValueError, TypeError, OverflowError, RecursionError) as exc:
@@ -555,44 +584,48 @@ def dump_ensemble(model: EnsembleModel) -> bytes:
         "categories": json.dumps(list(model.categories)),
         "model": json.dumps(model.metadata, sort_keys=True),
     }
-    return _safetensors(tensors, meta)
+    return safetensors_bytes(tensors, meta)
 
 
-def _ensemble(meta: Mapping[str, str], arrays: Mapping[str, npt.NDArray[np.float32]]) -> Any:
-    linear = _linear(meta, arrays, categories=False)
+def _ensemble(meta: Mapping[str, str], arrays: Mapping[str, npt.NDArray[Any]]) -> Any:
+    linear = linear_from(meta, arrays, categories=False)
     cats = json.loads(meta.get("categories", "[]"))
     if not isinstance(cats, list):
         raise ValueError("categories must be a list")
-    out_b = arrays["ft.b2"]
+    out_b = _float(arrays, "ft.b2")
     if out_b.shape != (1,):
         raise ValueError("bad ft.b2")
     return EnsembleModel(
         linear=linear,
         ft_bits=int(meta["ft_bits"]),
-        embedding=np.ascontiguousarray(arrays["ft.emb"]),
-        hidden_w=np.ascontiguousarray(arrays["ft.w1"]),
-        hidden_b=arrays["ft.b1"],
-        out_w=arrays["ft.w2"],
+        embedding=np.ascontiguousarray(_float(arrays, "ft.emb")),
+        hidden_w=np.ascontiguousarray(_float(arrays, "ft.w1")),
+        hidden_b=_float(arrays, "ft.b1"),
+        out_w=_float(arrays, "ft.w2"),
         out_b=float(out_b[0]),
         categories=tuple(str(c) for c in cats),
-        category_w=arrays.get("category.w"),
-        category_b=arrays.get("category.b"),
+        category_w=_float_opt(arrays, "category.w"),
+        category_b=_float_opt(arrays, "category.b"),
         metadata=linear.metadata,
     )
 
 
-def parse_guard_model(data: bytes, *, source: str = "model") -> GuardModel:
-    """A linear or ensemble model from safetensors bytes, by the file's format tag; a malformed
-    or foreign file raises InputError."""
+def parse_guard_model(data: bytes, *, source: str = "model") -> GuardModel | MixedModel:
+    """A linear, ensemble or mixed (:mod:`modelseal.guard.bag`) model from safetensors bytes, by
+    the file's format tag; a malformed or foreign file raises InputError."""
+    from modelseal.guard import bag
+
     header = _header(data, source)
     meta = dict(header.metadata)
     kind = meta.get("format")
-    if kind not in (FORMAT, ENSEMBLE_FORMAT):
+    if kind not in (FORMAT, ENSEMBLE_FORMAT, bag.FORMAT):
         raise InputError(f"{source}: not a modelseal guard model (format {kind!r})")
-    arrays = _arrays(header, data, source)
+    arrays = arrays_of(header, data, source)
     try:
         if kind == FORMAT:
-            return _linear(meta, arrays, categories=True)
+            return linear_from(meta, arrays, categories=True)
+        if kind == bag.FORMAT:
+            return bag.mixed_from(meta, arrays)
         model: EnsembleModel = _ensemble(meta, arrays)
         return model
     except InputError as exc:

@@ -22,6 +22,7 @@ Findings judge the window as a whole: ``start = end = -1`` and a detail that nev
 from __future__ import annotations
 
 import hashlib
+import heapq
 import re
 from collections.abc import Callable, Iterable
 from functools import lru_cache
@@ -31,6 +32,7 @@ import numpy as np
 import numpy.typing as npt
 
 from modelseal.errors import InputError
+from modelseal.guard.bag import MixedModel, logit, sigmoid
 from modelseal.guard.base import STAGES, Action, Finding, Stage
 from modelseal.guard.classifier import (
     Featurizer,
@@ -88,7 +90,7 @@ class TrainedGuard:
 
     def __init__(
         self,
-        model: GuardModel,
+        model: GuardModel | MixedModel,
         *,
         name: str | None = None,
         threshold: float | None = None,
@@ -165,14 +167,30 @@ class TrainedGuard:
         return spans
 
     def _best(self, text: str) -> tuple[float, npt.NDArray[np.int64]]:
-        """The highest window logit of ``text`` and that window's features."""
+        """The highest window logit of ``text`` and that window's features. For a mixed model
+        (n-gram + subword bag) the n-gram model ranks the windows and the mixture scores the
+        ``top_windows`` best of them."""
         prepared = _prepared(text)
         feats = self.model.featurizer
         spans = self._spans(len(prepared))
+        mixed = self.model if isinstance(self.model, MixedModel) else None
         if len(spans) == 1:
             idx = _short_indices(feats, prepared)
-            return self.model.logit(idx), idx
+            z = self.model.logit(idx)
+            if mixed is not None:
+                z = logit(mixed.mix([z], [prepared])[0])
+            return z, idx
         hashed = TextFeatures(feats, prepared)  # hashed once, sliced per window
+        if mixed is not None:
+            scored = [
+                (self.model.logit(idx), a, b, idx)
+                for a, b in spans
+                for idx in (hashed.window(a, b),)
+            ]
+            top = heapq.nlargest(mixed.top_windows, scored, key=lambda r: r[0])
+            probs = mixed.mix([r[0] for r in top], [prepared[r[1] : r[2]] for r in top])
+            i = max(range(len(top)), key=probs.__getitem__)
+            return logit(probs[i]), top[i][3]
         best_logit = float("-inf")
         best_idx = None
         for start, end in spans:
@@ -192,10 +210,16 @@ class TrainedGuard:
                     best = candidate
         return best
 
+    def _probability(self, z: float, idx: npt.NDArray[np.int64]) -> float:
+        if isinstance(self.model, MixedModel):
+            return sigmoid(z)
+        return self.model.score_indices(idx, categorise=False).probability
+
     def score(self, text: str) -> tuple[float, str]:
         """The highest probability over the windows and decoded payloads, and its category."""
-        scored = self.model.score_indices(self._top(text)[1])
-        return scored.probability, scored.category or self.category
+        z, idx = self._top(text)
+        scored = self.model.score_indices(idx)
+        return self._probability(z, idx), scored.category or self.category
 
     def check(self, text: str, stage: Stage) -> list[Finding]:
         findings, _ = self.check_scored(text, stage)
@@ -204,9 +228,9 @@ class TrainedGuard:
     def check_scored(self, text: str, stage: Stage) -> tuple[list[Finding], float]:
         if not text.strip():
             return [], 0.0
-        _, idx = self._top(text)
+        z, idx = self._top(text)
         # the category head runs only for a finding
-        p = self.model.score_indices(idx, categorise=False).probability
+        p = self._probability(z, idx)
         lowest = self.threshold if self.flag_threshold is None else self.flag_threshold
         if p < lowest:
             return [], p
@@ -257,8 +281,8 @@ def _short_indices(featurizer: Featurizer, prepared: str) -> npt.NDArray[np.int6
 
 
 def load_guard_file(path: str | Path, **options: object) -> TrainedGuard:
-    """A guard from a model file (linear or ensemble, by its format tag), its version pinned to
-    the file's SHA-256."""
+    """A guard from a model file (linear, ensemble or mixed, by its format tag), its version
+    pinned to the file's SHA-256."""
     p = Path(path)
     try:
         data = p.read_bytes()

@@ -1,0 +1,243 @@
+"""A subword bag next to the n-gram model: pretrained word knowledge at lookup cost.
+
+The n-gram model (:mod:`modelseal.guard.classifier`) knows only the words of its training texts.
+The subword bag brings what a pretrained sentence encoder knows about words it never saw in
+training ("tabun", "Khmer Rouge", "hoax"), without running the encoder:
+
+* the text is cut into WordPiece tokens (:mod:`modelseal.guard.wordpiece`) with the encoder's
+  own vocabulary;
+* each token is looked up in an embedding table that training built from the encoder (every
+  vocabulary token passed through it alone, projected onto the leading principal components,
+  then fine-tuned with the classifier: ``scripts/guard_encoder.py``); the rows are int8 with a
+  scale per row;
+* the mean of the rows feeds a ReLU layer and a logistic output.
+
+:class:`MixedModel` pairs the bag with an n-gram model. The n-gram model scores every window and
+owns the category head; the bag scores the ``top_windows`` windows the n-gram model ranks
+highest (bounding the work on long texts), and a window's probability is
+``weight * p_ngram + (1 - weight) * p_bag``.
+
+File format ``modelseal-guard-mixed/1``: the linear model's tensors (``binary.*``,
+``category.*``) plus ``bag.vocab`` (U8: the vocabulary, newline-separated UTF-8), ``bag.emb``
+(I8, vocab x dim), ``bag.scale`` (F32, vocab), ``bag.w1`` (F32, hidden x dim), ``bag.b1``,
+``bag.w2`` (F32, hidden), ``bag.b2``; settings in the ``bag`` metadata entry.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from modelseal.errors import InputError
+from modelseal.guard import classifier
+from modelseal.guard.classifier import Featurizer, LinearModel, Score
+from modelseal.guard.wordpiece import WordPiece
+
+FORMAT = "modelseal-guard-mixed/1"
+
+
+def sigmoid(z: float) -> float:
+    if z >= 0:
+        return 1.0 / (1.0 + math.exp(-z))
+    if z < -700:
+        return 0.0
+    ez = math.exp(z)
+    return ez / (1.0 + ez)
+
+
+def logit(p: float) -> float:
+    p = min(max(p, 1e-15), 1.0 - 1e-15)
+    return math.log(p / (1.0 - p))
+
+
+@dataclass(slots=True)
+class SubwordBag:
+    """Mean of subword embeddings -> ReLU layer -> logistic output (see the module docstring)."""
+
+    wordpiece: WordPiece
+    embedding: npt.NDArray[np.float32]  # (vocab, dim), dequantised
+    hidden_w: npt.NDArray[np.float32]  # (hidden, dim)
+    hidden_b: npt.NDArray[np.float32]  # (hidden,)
+    out_w: npt.NDArray[np.float32]  # (hidden,)
+    out_b: float
+    max_tokens: int = 256
+
+    def __post_init__(self) -> None:
+        if self.embedding.ndim != 2 or self.embedding.shape[0] != len(self.wordpiece):
+            raise InputError(
+                f"bag embedding must have one row per vocabulary token ({len(self.wordpiece)})"
+            )
+        dim = self.embedding.shape[1]
+        if dim < 1 or self.hidden_w.ndim != 2 or self.hidden_w.shape[1] != dim:
+            raise InputError("bag hidden layer must have shape (hidden, dim)")
+        hidden = self.hidden_w.shape[0]
+        if hidden < 1 or self.hidden_b.shape != (hidden,) or self.out_w.shape != (hidden,):
+            raise InputError("bag hidden bias and output weights must have one value per unit")
+        if not 1 <= self.max_tokens <= 1 << 16:
+            raise InputError(f"bag max_tokens must be 1-65536, not {self.max_tokens}")
+
+    def logits(self, texts: list[str]) -> npt.NDArray[np.float64]:
+        """The output logit of each text (a text without tokens has the bias's logit)."""
+        dim = self.embedding.shape[1]
+        pooled = np.zeros((len(texts), dim), dtype=np.float32)
+        for i, text in enumerate(texts):
+            ids, _ = self.wordpiece.encode(text, self.max_tokens)
+            if len(ids):
+                pooled[i] = self.embedding[ids].mean(axis=0)
+        h = np.maximum(pooled @ self.hidden_w.T + self.hidden_b, 0.0)
+        out: npt.NDArray[np.float64] = (h @ self.out_w + self.out_b).astype(np.float64)
+        return out
+
+    def probability(self, text: str) -> float:
+        return sigmoid(float(self.logits([text])[0]))
+
+
+@dataclass(slots=True)
+class MixedModel:
+    """An n-gram model and a subword bag, their probabilities mixed per window."""
+
+    base: LinearModel
+    bag: SubwordBag
+    weight: float = 0.5  # the n-gram model's share
+    top_windows: int = 8
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.weight <= 1.0:
+            raise InputError(f"mixture weight {self.weight} is not in [0, 1]")
+        if not 1 <= self.top_windows <= 4096:
+            raise InputError(f"top_windows must be 1-4096, not {self.top_windows}")
+
+    @property
+    def featurizer(self) -> Featurizer:
+        return self.base.featurizer
+
+    @property
+    def categories(self) -> tuple[str, ...]:
+        return self.base.categories
+
+    @property
+    def name(self) -> str:
+        return str(self.metadata.get("name", "classifier"))
+
+    @property
+    def version(self) -> str:
+        return str(self.metadata.get("version", ""))
+
+    def logit(self, indices: npt.NDArray[np.int64]) -> float:
+        """The n-gram model's logit (it ranks the windows)."""
+        return self.base.logit(indices)
+
+    def mix(self, ngram_logits: list[float], texts: list[str]) -> list[float]:
+        """The mixed probability of windows given their n-gram logits and texts."""
+        bag = self.bag.logits(texts)
+        w = self.weight
+        return [
+            w * sigmoid(z) + (1.0 - w) * sigmoid(float(b))
+            for z, b in zip(ngram_logits, bag, strict=True)
+        ]
+
+    def score_indices(self, indices: npt.NDArray[np.int64], *, categorise: bool = True) -> Score:
+        """The n-gram model's score and category (the bag has no category head)."""
+        return self.base.score_indices(indices, categorise=categorise)
+
+    def score(self, text: str) -> Score:
+        """The mixed probability of ``text`` as one window, with the n-gram model's category."""
+        prepared = classifier.prepare(text)
+        idx = self.base.featurizer.prepared_indices(prepared)
+        p = self.mix([self.base.logit(idx)], [prepared])[0]
+        scored = self.base.score_indices(idx)
+        return Score(p, scored.category, scored.category_probability)
+
+
+# ----------------------------------------------------------------------------- file format
+
+
+def quantise(embedding: npt.NDArray[np.float32]) -> tuple[npt.NDArray[np.int8], npt.NDArray[Any]]:
+    """Rows as int8 with a float32 scale each (absolute maximum -> 127)."""
+    scale = np.abs(embedding).max(axis=1) / 127.0
+    scale = np.where(scale > 0, scale, 1.0).astype(np.float32)
+    q = np.clip(np.rint(embedding / scale[:, None]), -127, 127).astype(np.int8)
+    return q, scale
+
+
+def dump_mixed(model: MixedModel) -> bytes:
+    """The mixed model as safetensors bytes (deterministic), format ``FORMAT``."""
+    base = model.base
+    q, scale = quantise(model.bag.embedding)
+    tensors: list[tuple[str, npt.NDArray[Any]]] = [
+        ("binary.b", np.asarray([base.bias], dtype=np.float32)),
+        ("binary.w", base.weights.astype(np.float16)),
+        (
+            "bag.vocab",
+            np.frombuffer("\n".join(model.bag.wordpiece.vocab).encode("utf-8"), dtype=np.uint8),
+        ),
+        ("bag.emb", q),
+        ("bag.scale", scale),
+        ("bag.w1", model.bag.hidden_w.astype(np.float32)),
+        ("bag.b1", model.bag.hidden_b.astype(np.float32)),
+        ("bag.w2", model.bag.out_w.astype(np.float32)),
+        ("bag.b2", np.asarray([model.bag.out_b], dtype=np.float32)),
+    ]
+    if base.categories:
+        assert base.category_weights is not None
+        assert base.category_bias is not None
+        tensors.append(("category.b", base.category_bias.astype(np.float32)))
+        tensors.append(("category.w", base.category_weights.astype(np.float16)))
+    meta = {
+        "format": FORMAT,
+        "featurizer": json.dumps(base.featurizer.to_dict(), sort_keys=True),
+        "categories": json.dumps(list(base.categories)),
+        "category_bits": str(base.category_bits),
+        "bag": json.dumps(
+            {
+                "weight": model.weight,
+                "top_windows": model.top_windows,
+                "max_tokens": model.bag.max_tokens,
+            },
+            sort_keys=True,
+        ),
+        "model": json.dumps(model.metadata, sort_keys=True),
+    }
+    return classifier.safetensors_bytes(tensors, meta)
+
+
+def mixed_from(meta: Mapping[str, str], arrays: Mapping[str, npt.NDArray[Any]]) -> MixedModel:
+    """A mixed model from a parsed file's metadata and tensors (KeyError/ValueError if
+    incomplete; the caller turns those into InputError)."""
+    base = classifier.linear_from(meta, arrays, categories=True)
+    settings = json.loads(meta["bag"])
+    if not isinstance(settings, dict):
+        raise ValueError("bag settings must be an object")
+    vocab = arrays["bag.vocab"]
+    if vocab.dtype != np.uint8 or vocab.ndim != 1:
+        raise ValueError("bag.vocab must be a U8 vector")
+    wordpiece = WordPiece.parse(vocab.tobytes(), source="bag.vocab")
+    emb, scale = arrays["bag.emb"], arrays["bag.scale"]
+    if emb.ndim != 2 or scale.shape != (emb.shape[0],):
+        raise ValueError("bag.scale must have one value per bag.emb row")
+    out_b = arrays["bag.b2"]
+    if out_b.shape != (1,):
+        raise ValueError("bad bag.b2")
+    bag = SubwordBag(
+        wordpiece=wordpiece,
+        embedding=np.ascontiguousarray(emb.astype(np.float32) * scale[:, None].astype(np.float32)),
+        hidden_w=np.ascontiguousarray(arrays["bag.w1"], dtype=np.float32),
+        hidden_b=np.asarray(arrays["bag.b1"], dtype=np.float32),
+        out_w=np.asarray(arrays["bag.w2"], dtype=np.float32),
+        out_b=float(out_b[0]),
+        max_tokens=int(settings.get("max_tokens", 256)),
+    )
+    return MixedModel(
+        base=base,
+        bag=bag,
+        weight=float(settings["weight"]),
+        top_windows=int(settings["top_windows"]),
+        metadata=base.metadata,
+    )
