@@ -29,6 +29,7 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -56,7 +57,7 @@ def logit(p: float) -> float:
     return math.log(p / (1.0 - p))
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)  # hashed by identity: the logit cache is keyed on the bag
 class SubwordBag:
     """Mean of subword embeddings -> ReLU layer -> logistic output (see the module docstring)."""
 
@@ -136,11 +137,10 @@ class MixedModel:
 
     def mix(self, ngram_logits: list[float], texts: list[str]) -> list[float]:
         """The mixed probability of windows given their n-gram logits and texts."""
-        bag = self.bag.logits(texts)
         w = self.weight
         return [
-            w * sigmoid(z) + (1.0 - w) * sigmoid(float(b))
-            for z, b in zip(ngram_logits, bag, strict=True)
+            w * sigmoid(z) + (1.0 - w) * sigmoid(_bag_logit(self.bag, t))
+            for z, t in zip(ngram_logits, texts, strict=True)
         ]
 
     def score_indices(self, indices: npt.NDArray[np.int64], *, categorise: bool = True) -> Score:
@@ -154,6 +154,23 @@ class MixedModel:
         p = self.mix([self.base.logit(idx)], [prepared])[0]
         scored = self.base.score_indices(idx)
         return Score(p, scored.category, scored.category_probability)
+
+
+# A conversation re-sends its earlier messages with every turn: a window's bag logit is kept
+# (texts up to CACHE_CHARS, the windows are at most that long), like the n-gram features of
+# short texts in :mod:`modelseal.guard.trained`.
+CACHE_CHARS = 4096
+
+
+@lru_cache(maxsize=1024)
+def _bag_logit_cached(bag: SubwordBag, text: str) -> float:
+    return float(bag.logits([text])[0])
+
+
+def _bag_logit(bag: SubwordBag, text: str) -> float:
+    if len(text) <= CACHE_CHARS:
+        return _bag_logit_cached(bag, text)
+    return float(bag.logits([text])[0])
 
 
 # ----------------------------------------------------------------------------- file format
