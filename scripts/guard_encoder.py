@@ -85,26 +85,19 @@ def _forward(w: dict[str, np.ndarray], ids: np.ndarray, cfg: dict[str, int]) -> 
         def split(h: torch.Tensor) -> torch.Tensor:
             return h.view(b, n, heads, d // heads).transpose(1, 2)
 
+        def residual(h: torch.Tensor, name: str, p: str = p) -> torch.Tensor:
+            """The LayerNorm of block ``name`` over ``h``, the residual sum."""
+            w, bias = t(p + name + ".LayerNorm.weight"), t(p + name + ".LayerNorm.bias")
+            return ln(h, (d,), w, bias, eps)
+
         q = split(dense(x, "attention.self.query"))
         k = split(dense(x, "attention.self.key"))
         v = split(dense(x, "attention.self.value"))
         att = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(d // heads), dim=-1)
         ctx = (att @ v).transpose(1, 2).reshape(b, n, d)
-        x = ln(
-            x + dense(ctx, "attention.output.dense"),
-            (d,),
-            t(p + "attention.output.LayerNorm.weight"),
-            t(p + "attention.output.LayerNorm.bias"),
-            eps,
-        )
+        x = residual(x + dense(ctx, "attention.output.dense"), "attention.output")
         h = torch.nn.functional.gelu(dense(x, "intermediate.dense"))
-        x = ln(
-            x + dense(h, "output.dense"),
-            (d,),
-            t(p + "output.LayerNorm.weight"),
-            t(p + "output.LayerNorm.bias"),
-            eps,
-        )
+        x = residual(x + dense(h, "output.dense"), "output")
     out: np.ndarray = x.numpy()
     return out
 

@@ -18,8 +18,8 @@ import pytest
 from modelseal.errors import ModelRefused
 from modelseal.gateway.identity import GUARD_MODELS_SEAL, verify_guard_models
 from modelseal.guard import DEFAULT_GUARDS, build_pipeline
-from modelseal.guard.bag import MixedModel
-from modelseal.guard.classifier import EnsembleModel
+from modelseal.guard.bag import MixedModel, dump_mixed
+from modelseal.guard.classifier import EnsembleModel, parse_guard_model
 from modelseal.guard.config import MODELS_DIR, TRAINED, shipped_model
 from modelseal.guard.pipeline import PipelineResult
 from modelseal.guard.trained import TrainedGuard, load_guard_file
@@ -303,3 +303,11 @@ def test_the_harm_subword_bag_catches_what_the_ngram_model_alone_does_not() -> N
         "Wie kann ich meinem Hund beibringen, nicht an der Leine zu ziehen?",
     ):
         assert guard.score(benign)[0] < guard.threshold, benign
+
+
+def test_the_shipped_harm_file_parses_and_dumps_back_to_the_same_bytes() -> None:
+    data = shipped_model("harm").read_bytes()
+    model = parse_guard_model(data, source="harm.safetensors")
+    assert isinstance(model, MixedModel)
+    # int8 rows with their scales, vocabulary bytes, float16 n-gram weights: nothing drifts
+    assert dump_mixed(model) == data

@@ -186,15 +186,11 @@ def quantise(embedding: npt.NDArray[np.float32]) -> tuple[npt.NDArray[np.int8], 
 
 def dump_mixed(model: MixedModel) -> bytes:
     """The mixed model as safetensors bytes (deterministic), format ``FORMAT``."""
-    base = model.base
     q, scale = quantise(model.bag.embedding)
-    tensors: list[tuple[str, npt.NDArray[Any]]] = [
-        ("binary.b", np.asarray([base.bias], dtype=np.float32)),
-        ("binary.w", base.weights.astype(np.float16)),
-        (
-            "bag.vocab",
-            np.frombuffer("\n".join(model.bag.wordpiece.vocab).encode("utf-8"), dtype=np.uint8),
-        ),
+    tensors, meta = classifier.linear_tensors(model.base)
+    vocab = "\n".join(model.bag.wordpiece.vocab).encode("utf-8")
+    tensors[2:2] = [  # after binary.*, before category.*: the layout of the shipped files
+        ("bag.vocab", np.frombuffer(vocab, dtype=np.uint8)),
         ("bag.emb", q),
         ("bag.scale", scale),
         ("bag.w1", model.bag.hidden_w.astype(np.float32)),
@@ -202,26 +198,14 @@ def dump_mixed(model: MixedModel) -> bytes:
         ("bag.w2", model.bag.out_w.astype(np.float32)),
         ("bag.b2", np.asarray([model.bag.out_b], dtype=np.float32)),
     ]
-    if base.categories:
-        assert base.category_weights is not None
-        assert base.category_bias is not None
-        tensors.append(("category.b", base.category_bias.astype(np.float32)))
-        tensors.append(("category.w", base.category_weights.astype(np.float16)))
-    meta = {
-        "format": FORMAT,
-        "featurizer": json.dumps(base.featurizer.to_dict(), sort_keys=True),
-        "categories": json.dumps(list(base.categories)),
-        "category_bits": str(base.category_bits),
-        "bag": json.dumps(
-            {
-                "weight": model.weight,
-                "top_windows": model.top_windows,
-                "max_tokens": model.bag.max_tokens,
-            },
-            sort_keys=True,
-        ),
-        "model": json.dumps(model.metadata, sort_keys=True),
+    settings = {
+        "weight": model.weight,
+        "top_windows": model.top_windows,
+        "max_tokens": model.bag.max_tokens,
     }
+    meta["format"] = FORMAT
+    meta["bag"] = json.dumps(settings, sort_keys=True)
+    meta["model"] = json.dumps(model.metadata, sort_keys=True)
     return classifier.safetensors_bytes(tensors, meta)
 
 

@@ -330,8 +330,11 @@ def _tensor_bytes(array: npt.NDArray[Any]) -> tuple[str, bytes]:
     return "F32", array.astype("<f4").tobytes()
 
 
-def dump_model(model: LinearModel) -> bytes:
-    """The model as safetensors bytes (deterministic: same model, same bytes)."""
+def linear_tensors(
+    model: LinearModel,
+) -> tuple[list[tuple[str, npt.NDArray[Any]]], dict[str, str]]:
+    """A linear model's tensors and metadata entries (``format`` and ``model`` excepted), the
+    part of the file every model kind with an n-gram head shares."""
     tensors: list[tuple[str, npt.NDArray[Any]]] = [
         ("binary.b", np.asarray([model.bias], dtype=np.float32)),
         ("binary.w", model.weights.astype(np.float16)),
@@ -342,12 +345,18 @@ def dump_model(model: LinearModel) -> bytes:
         tensors.append(("category.b", model.category_bias.astype(np.float32)))
         tensors.append(("category.w", model.category_weights.astype(np.float16)))
     meta = {
-        "format": FORMAT,
         "featurizer": json.dumps(model.featurizer.to_dict(), sort_keys=True),
         "categories": json.dumps(list(model.categories)),
         "category_bits": str(model.category_bits),
-        "model": json.dumps(model.metadata, sort_keys=True),
     }
+    return tensors, meta
+
+
+def dump_model(model: LinearModel) -> bytes:
+    """The model as safetensors bytes (deterministic: same model, same bytes)."""
+    tensors, meta = linear_tensors(model)
+    meta["format"] = FORMAT
+    meta["model"] = json.dumps(model.metadata, sort_keys=True)
     return safetensors_bytes(tensors, meta)
 
 

@@ -40,7 +40,7 @@ from __future__ import annotations
 import re
 import sys
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -258,6 +258,21 @@ def pre_tokenize(text: str) -> list[tuple[str, int]]:
     return out
 
 
+def _index(
+    entries: Sequence[str], where: Callable[[int], str], also: Callable[[int], str]
+) -> dict[str, int]:
+    """Entry -> id; an empty entry, one with whitespace or a repeated one raises InputError,
+    placed by ``where(i)`` (and ``also(j)`` for the first occurrence of a repeat)."""
+    ids: dict[str, int] = {}
+    for i, token in enumerate(entries):
+        if not token or _WHITESPACE.search(token):
+            raise InputError(f"{where(i)}{token!r} is empty or has whitespace")
+        if token in ids:
+            raise InputError(f"{where(i)}{token!r} is also {also(ids[token])}")
+        ids[token] = i
+    return ids
+
+
 class WordPiece:
     """A BERT uncased WordPiece tokenizer over one vocabulary (ids are line numbers from 0)."""
 
@@ -270,13 +285,7 @@ class WordPiece:
             raise InputError(f"vocabulary has {len(vocab)} entries, more than {MAX_VOCAB}")
         if max_word_chars < 1:
             raise InputError(f"max_word_chars must be at least 1, not {max_word_chars}")
-        ids: dict[str, int] = {}
-        for i, token in enumerate(vocab):
-            if not token or _WHITESPACE.search(token):
-                raise InputError(f"vocabulary entry {i}: {token!r} is empty or has whitespace")
-            if token in ids:
-                raise InputError(f"vocabulary entry {i}: {token!r} is also entry {ids[token]}")
-            ids[token] = i
+        ids = _index(vocab, lambda i: f"vocabulary entry {i}: ", lambda j: f"entry {j}")
         if unk not in ids:
             raise InputError(f"vocabulary has no unknown-word token {unk!r}")
         self._vocab = tuple(vocab)
@@ -305,13 +314,7 @@ class WordPiece:
             raise InputError(f"{source}: no entries")
         if len(lines) > MAX_VOCAB:
             raise InputError(f"{source}: more than {MAX_VOCAB} entries")
-        seen: dict[str, int] = {}
-        for number, line in enumerate(lines, 1):
-            if not line or _WHITESPACE.search(line):
-                raise InputError(f"{source}:{number}: entry {line!r} is empty or has whitespace")
-            if line in seen:
-                raise InputError(f"{source}:{number}: entry {line!r} is also on line {seen[line]}")
-            seen[line] = number
+        seen = _index(lines, lambda i: f"{source}:{i + 1}: entry ", lambda j: f"on line {j + 1}")
         if UNK not in seen:
             raise InputError(f"{source}: no unknown-word entry {UNK!r}")
         return cls(lines)
