@@ -712,7 +712,15 @@ def card(report: dict[str, object]) -> str:
         "",
         "## Limits",
         "",
-        "A linear model over surface n-grams: it judges wording, not intent. Paraphrases far from "
+        (
+            "A linear model over surface n-grams: it judges wording, not intent. "
+            if not isinstance(report.get("bag"), dict)
+            else "An n-gram model and a bag of subword meanings: it knows what words mean "
+            "(from the encoder) but not how a sentence combines them, so a benign request "
+            "about a harmful topic and a harmful claim in benign words are its hardest cases; "
+            "the subword vocabulary is English, and reads other languages less well. "
+        )
+        + "Paraphrases far from "
         "the training data, attacks split across many turns and languages with little training "
         "data (see the per-language rows) are weaker. Tune `threshold` per deployment in the "
         "gateway config; use `flag_threshold` to observe before blocking.",
