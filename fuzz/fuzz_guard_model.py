@@ -89,7 +89,7 @@ _VOCAB = ["[PAD]", "[UNK]", "ignore", "all", "##s", "previous", "instructions", 
 _MIXED = dump_mixed(
     MixedModel(
         LinearModel(_F, np.linspace(-1, 1, _F.size, dtype=np.float32), -0.5),
-        SubwordBag(
+        SubwordBag.from_float(
             WordPiece(_VOCAB),
             np.linspace(-1, 1, len(_VOCAB) * 2, dtype=np.float32).reshape(len(_VOCAB), 2),
             np.ones((3, 2), dtype=np.float32),

@@ -48,7 +48,7 @@ import guard_encoder as encoder
 from guard_corpus import Example
 
 from modelseal.guard import segment
-from modelseal.guard.bag import MixedModel, SubwordBag, dump_mixed, quantise
+from modelseal.guard.bag import MixedModel, SubwordBag, dump_mixed
 from modelseal.guard.classifier import (
     EnsembleModel,
     Featurizer,
@@ -375,10 +375,9 @@ def _fit_bag(
             opt.zero_grad()
             loss.backward()
             opt.step()
-    q, scale = quantise(net.emb.weight.detach().numpy().astype(np.float32))
-    bag = SubwordBag(
+    bag = SubwordBag.from_float(
         wordpiece=wp,
-        embedding=np.ascontiguousarray(q.astype(np.float32) * scale[:, None]),
+        embedding=net.emb.weight.detach().numpy().astype(np.float32),
         hidden_w=net.l1.weight.detach().numpy().astype(np.float32).copy(),
         hidden_b=net.l1.bias.detach().numpy().astype(np.float32).copy(),
         out_w=net.out.weight.detach().numpy().reshape(-1).astype(np.float32).copy(),

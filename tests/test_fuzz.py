@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import resource
 import shutil
 import subprocess
 import sys
@@ -56,12 +57,17 @@ def test_short_atheris_run_finds_nothing(name: str, tmp_path: Path) -> None:
         shutil.copytree(seeds, corpus)
     else:
         corpus.mkdir()
+    # libFuzzer's memory limit is checked against the peak RSS of the process, and Linux keeps
+    # the peak across fork and exec: the child starts at this pytest process's peak. The
+    # harness gets its own 2 GB on top of that.
+    inherited_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
     proc = subprocess.run(
         [
             sys.executable,
             str(FUZZ / f"{name}.py"),
             str(corpus),
             "-atheris_runs=20000",
+            f"-rss_limit_mb={inherited_mb + 2048}",
             f"-artifact_prefix={tmp_path}/",
         ],
         capture_output=True,

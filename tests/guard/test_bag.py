@@ -50,7 +50,7 @@ def _bag(hot: str = "bomb", strength: float = 200.0) -> SubwordBag:
     """A bag whose only signal is the token ``hot``: its row points along the output."""
     emb = np.zeros((len(VOCAB), 2), dtype=np.float32)
     emb[VOCAB.index(hot)] = [strength, 0.0]
-    return SubwordBag(
+    return SubwordBag.from_float(
         wordpiece=WordPiece(VOCAB),
         embedding=emb,
         hidden_w=np.asarray([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32),
@@ -232,12 +232,17 @@ def test_format_tag_is_written() -> None:
 def test_bag_shapes_are_checked() -> None:
     wp = WordPiece(VOCAB)
     ok = _bag()
+    t, sc = ok.table, ok.scale
     with pytest.raises(InputError, match="one row per vocabulary token"):
-        SubwordBag(wp, ok.embedding[:3], ok.hidden_w, ok.hidden_b, ok.out_w, ok.out_b)
+        SubwordBag(wp, t[:3], sc[:3], ok.hidden_w, ok.hidden_b, ok.out_w, ok.out_b)
+    with pytest.raises(InputError, match="must be int8"):
+        SubwordBag(wp, t.astype(np.float32), sc, ok.hidden_w, ok.hidden_b, ok.out_w, ok.out_b)  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="one value per table row"):
+        SubwordBag(wp, t, sc[:3], ok.hidden_w, ok.hidden_b, ok.out_w, ok.out_b)
     with pytest.raises(InputError, match="hidden layer"):
-        SubwordBag(wp, ok.embedding, ok.hidden_w[:, :1], ok.hidden_b, ok.out_w, ok.out_b)
+        SubwordBag(wp, t, sc, ok.hidden_w[:, :1], ok.hidden_b, ok.out_w, ok.out_b)
     with pytest.raises(InputError, match="one value per unit"):
-        SubwordBag(wp, ok.embedding, ok.hidden_w, ok.hidden_b[:1], ok.out_w, ok.out_b)
+        SubwordBag(wp, t, sc, ok.hidden_w, ok.hidden_b[:1], ok.out_w, ok.out_b)
     assert math.isfinite(ok.probability("how to make a bomb"))
 
 
@@ -250,3 +255,26 @@ import fuzz_guard_model  # noqa: E402
 def test_fuzz_harness_mixed_files_parse_or_fail_cleanly(mode: int, data: bytes) -> None:
     # the harness's own invariant: InputError or a model that scores and round-trips
     fuzz_guard_model.test_one_input(bytes([mode]) + data)
+
+
+def test_the_logit_cache_stays_with_the_bag_and_is_bounded() -> None:
+    import gc
+
+    from modelseal.guard import bag as bag_module
+
+    bag = _bag()
+    before = sys.getrefcount(bag)
+    guard = TrainedGuard(_mixed(bag=bag), decode=False)
+    first = guard.score("how to make a bomb")[0]
+    assert guard.score("how to make a bomb")[0] == first  # the second read is the kept one
+    del guard
+    gc.collect()
+    # nothing module-wide holds the model: a reloaded guard config frees the old weights
+    assert sys.getrefcount(bag) == before
+    for i in range(bag_module.CACHE_SIZE + 5):
+        bag.probability(f"the weather is nice today {i}")
+    assert 0 < len(bag._cache) <= bag_module.CACHE_SIZE
+    long_text = "the weather " * 1000  # longer than CACHE_CHARS: scored, not kept
+    bag._cache.clear()
+    bag.probability(long_text)
+    assert long_text not in bag._cache

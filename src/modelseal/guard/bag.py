@@ -41,6 +41,8 @@ from modelseal.guard.classifier import Featurizer, LinearModel, Score
 from modelseal.guard.wordpiece import WordPiece
 
 FORMAT = "modelseal-guard-mixed/1"
+CACHE_CHARS = 4096  # longest text whose bag logit is kept
+CACHE_SIZE = 1024  # texts kept per bag
 
 
 def sigmoid(z: float) -> float:
@@ -57,24 +59,35 @@ def logit(p: float) -> float:
     return math.log(p / (1.0 - p))
 
 
-@dataclass(slots=True, eq=False)  # hashed by identity: the logit cache is keyed on the bag
+@dataclass(slots=True, eq=False)
 class SubwordBag:
     """Mean of subword embeddings -> ReLU layer -> logistic output (see the module docstring)."""
 
     wordpiece: WordPiece
-    embedding: npt.NDArray[np.float32]  # (vocab, dim), dequantised
+    table: npt.NDArray[np.int8]  # (vocab, dim): a row per token, int8 ...
+    scale: npt.NDArray[np.float32]  # (vocab,): ... times its scale (kept int8 in memory too)
     hidden_w: npt.NDArray[np.float32]  # (hidden, dim)
     hidden_b: npt.NDArray[np.float32]  # (hidden,)
     out_w: npt.NDArray[np.float32]  # (hidden,)
     out_b: float
     max_tokens: int = 256
+    # a conversation re-sends its earlier messages with every turn: a window's logit is kept
+    # (texts up to CACHE_CHARS; up to CACHE_SIZE of them, then the cache starts over). Kept on
+    # the bag, so it goes with the model (a module-wide cache would keep every model alive).
+    _cache: dict[str, float] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if self.embedding.ndim != 2 or self.embedding.shape[0] != len(self.wordpiece):
+        if (
+            self.table.ndim != 2
+            or self.table.dtype != np.int8
+            or self.table.shape[0] != len(self.wordpiece)
+        ):
             raise InputError(
-                f"bag embedding must have one row per vocabulary token ({len(self.wordpiece)})"
+                f"bag table must be int8 with one row per vocabulary token ({len(self.wordpiece)})"
             )
-        dim = self.embedding.shape[1]
+        if self.scale.shape != (self.table.shape[0],):
+            raise InputError("bag scale must have one value per table row")
+        dim = self.table.shape[1]
         if dim < 1 or self.hidden_w.ndim != 2 or self.hidden_w.shape[1] != dim:
             raise InputError("bag hidden layer must have shape (hidden, dim)")
         hidden = self.hidden_w.shape[0]
@@ -85,18 +98,52 @@ class SubwordBag:
 
     def logits(self, texts: list[str]) -> npt.NDArray[np.float64]:
         """The output logit of each text (a text without tokens has the bias's logit)."""
-        dim = self.embedding.shape[1]
+        dim = self.table.shape[1]
         pooled = np.zeros((len(texts), dim), dtype=np.float32)
         for i, text in enumerate(texts):
             ids, _ = self.wordpiece.encode(text, self.max_tokens)
             if len(ids):
-                pooled[i] = self.embedding[ids].mean(axis=0)
+                rows = self.table[ids].astype(np.float32) * self.scale[ids, None]
+                pooled[i] = rows.mean(axis=0)
         h = np.maximum(pooled @ self.hidden_w.T + self.hidden_b, 0.0)
         out: npt.NDArray[np.float64] = (h @ self.out_w + self.out_b).astype(np.float64)
         return out
 
+    @classmethod
+    def from_float(
+        cls,
+        wordpiece: WordPiece,
+        embedding: npt.NDArray[np.float32],
+        hidden_w: npt.NDArray[np.float32],
+        hidden_b: npt.NDArray[np.float32],
+        out_w: npt.NDArray[np.float32],
+        out_b: float,
+        max_tokens: int = 256,
+    ) -> SubwordBag:
+        """A bag from a float embedding table, quantised as it is shipped."""
+        table, scale = quantise(embedding)
+        return cls(wordpiece, table, scale, hidden_w, hidden_b, out_w, out_b, max_tokens)
+
+    @property
+    def embedding(self) -> npt.NDArray[np.float32]:
+        """The whole table dequantised (for inspection; scoring reads only the rows it needs)."""
+        out: npt.NDArray[np.float32] = self.table.astype(np.float32) * self.scale[:, None]
+        return out
+
+    def logit(self, text: str) -> float:
+        """The output logit of one text, kept for the next time it is asked."""
+        cached = self._cache.get(text)
+        if cached is not None:
+            return cached
+        z = float(self.logits([text])[0])
+        if len(text) <= CACHE_CHARS:
+            if len(self._cache) >= CACHE_SIZE:
+                self._cache.clear()
+            self._cache[text] = z
+        return z
+
     def probability(self, text: str) -> float:
-        return sigmoid(float(self.logits([text])[0]))
+        return sigmoid(self.logit(text))
 
 
 @dataclass(slots=True)
@@ -139,7 +186,7 @@ class MixedModel:
         """The mixed probability of windows given their n-gram logits and texts."""
         w = self.weight
         return [
-            w * sigmoid(z) + (1.0 - w) * sigmoid(_bag_logit(self.bag, t))
+            w * sigmoid(z) + (1.0 - w) * sigmoid(self.bag.logit(t))
             for z, t in zip(ngram_logits, texts, strict=True)
         ]
 
@@ -156,27 +203,12 @@ class MixedModel:
         return Score(p, scored.category, scored.category_probability)
 
 
-# A conversation re-sends its earlier messages with every turn: a window's bag logit is kept
-# (texts up to CACHE_CHARS, the windows are at most that long), like the n-gram features of
-# short texts in :mod:`modelseal.guard.trained`.
-CACHE_CHARS = 4096
-
-
-@lru_cache(maxsize=1024)
-def _bag_logit_cached(bag: SubwordBag, text: str) -> float:
-    return float(bag.logits([text])[0])
-
-
-def _bag_logit(bag: SubwordBag, text: str) -> float:
-    if len(text) <= CACHE_CHARS:
-        return _bag_logit_cached(bag, text)
-    return float(bag.logits([text])[0])
-
-
 # ----------------------------------------------------------------------------- file format
 
 
-def quantise(embedding: npt.NDArray[np.float32]) -> tuple[npt.NDArray[np.int8], npt.NDArray[Any]]:
+def quantise(
+    embedding: npt.NDArray[np.float32],
+) -> tuple[npt.NDArray[np.int8], npt.NDArray[np.float32]]:
     """Rows as int8 with a float32 scale each (absolute maximum -> 127)."""
     scale = np.abs(embedding).max(axis=1) / 127.0
     scale = np.where(scale > 0, scale, 1.0).astype(np.float32)
@@ -186,13 +218,12 @@ def quantise(embedding: npt.NDArray[np.float32]) -> tuple[npt.NDArray[np.int8], 
 
 def dump_mixed(model: MixedModel) -> bytes:
     """The mixed model as safetensors bytes (deterministic), format ``FORMAT``."""
-    q, scale = quantise(model.bag.embedding)
     tensors, meta = classifier.linear_tensors(model.base)
     vocab = "\n".join(model.bag.wordpiece.vocab).encode("utf-8")
     tensors[2:2] = [  # after binary.*, before category.*: the layout of the shipped files
         ("bag.vocab", np.frombuffer(vocab, dtype=np.uint8)),
-        ("bag.emb", q),
-        ("bag.scale", scale),
+        ("bag.emb", model.bag.table),
+        ("bag.scale", model.bag.scale.astype(np.float32)),
         ("bag.w1", model.bag.hidden_w.astype(np.float32)),
         ("bag.b1", model.bag.hidden_b.astype(np.float32)),
         ("bag.w2", model.bag.out_w.astype(np.float32)),
@@ -209,6 +240,13 @@ def dump_mixed(model: MixedModel) -> bytes:
     return classifier.safetensors_bytes(tensors, meta)
 
 
+@lru_cache(maxsize=4)
+def _wordpiece(data: bytes) -> WordPiece:
+    """One tokenizer per distinct vocabulary, shared by every model loaded with it (a reloaded
+    guard config does not parse 30k entries again; the word cache is shared too)."""
+    return WordPiece.parse(data, source="bag.vocab")
+
+
 def mixed_from(meta: Mapping[str, str], arrays: Mapping[str, npt.NDArray[Any]]) -> MixedModel:
     """A mixed model from a parsed file's metadata and tensors (KeyError/ValueError if
     incomplete; the caller turns those into InputError)."""
@@ -219,8 +257,10 @@ def mixed_from(meta: Mapping[str, str], arrays: Mapping[str, npt.NDArray[Any]]) 
     vocab = arrays["bag.vocab"]
     if vocab.dtype != np.uint8 or vocab.ndim != 1:
         raise ValueError("bag.vocab must be a U8 vector")
-    wordpiece = WordPiece.parse(vocab.tobytes(), source="bag.vocab")
+    wordpiece = _wordpiece(vocab.tobytes())
     emb, scale = arrays["bag.emb"], arrays["bag.scale"]
+    if emb.dtype != np.int8 or scale.dtype != np.float32:
+        raise ValueError("bag.emb must be I8 and bag.scale F16 or F32")
     if emb.ndim != 2 or scale.shape != (emb.shape[0],):
         raise ValueError("bag.scale must have one value per bag.emb row")
     out_b = arrays["bag.b2"]
@@ -228,7 +268,8 @@ def mixed_from(meta: Mapping[str, str], arrays: Mapping[str, npt.NDArray[Any]]) 
         raise ValueError("bad bag.b2")
     bag = SubwordBag(
         wordpiece=wordpiece,
-        embedding=np.ascontiguousarray(emb.astype(np.float32) * scale[:, None].astype(np.float32)),
+        table=np.array(emb),  # a copy: the file's bytes need not stay in memory
+        scale=np.ascontiguousarray(scale),
         hidden_w=np.ascontiguousarray(arrays["bag.w1"], dtype=np.float32),
         hidden_b=np.asarray(arrays["bag.b1"], dtype=np.float32),
         out_w=np.asarray(arrays["bag.w2"], dtype=np.float32),
