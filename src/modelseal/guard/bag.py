@@ -37,7 +37,7 @@ import numpy.typing as npt
 
 from modelseal.errors import InputError
 from modelseal.guard import classifier
-from modelseal.guard.classifier import Featurizer, LinearModel, Score
+from modelseal.guard.classifier import Featurizer, LinearModel, ModelInfo, Score
 from modelseal.guard.wordpiece import WordPiece
 
 FORMAT = "modelseal-guard-mixed/1"
@@ -147,7 +147,7 @@ class SubwordBag:
 
 
 @dataclass(slots=True)
-class MixedModel:
+class MixedModel(ModelInfo):
     """An n-gram model and a subword bag, their probabilities mixed per window."""
 
     base: LinearModel
@@ -169,14 +169,6 @@ class MixedModel:
     @property
     def categories(self) -> tuple[str, ...]:
         return self.base.categories
-
-    @property
-    def name(self) -> str:
-        return str(self.metadata.get("name", "classifier"))
-
-    @property
-    def version(self) -> str:
-        return str(self.metadata.get("version", ""))
 
     def logit(self, indices: npt.NDArray[np.int64]) -> float:
         """The n-gram model's logit (it ranks the windows)."""

@@ -255,8 +255,23 @@ def _top_category(
     return Score(probability, categories[top], float(probs[top]))
 
 
+class ModelInfo:
+    """``name`` and ``version`` of a guard model, from its metadata (a mixin of the models)."""
+
+    __slots__ = ()
+    metadata: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return str(self.metadata.get("name", "classifier"))
+
+    @property
+    def version(self) -> str:
+        return str(self.metadata.get("version", ""))
+
+
 @dataclass(slots=True)
-class LinearModel:
+class LinearModel(ModelInfo):
     """A binary logistic head, optionally with a multinomial category head, over hashed features."""
 
     featurizer: Featurizer
@@ -281,14 +296,6 @@ class LinearModel:
             want = (1 << self.category_bits, len(self.categories))
             if cw is None or cb is None or cw.shape != want or cb.shape != (len(self.categories),):
                 raise InputError(f"category weights must have shape {want} with a bias per class")
-
-    @property
-    def name(self) -> str:
-        return str(self.metadata.get("name", "classifier"))
-
-    @property
-    def version(self) -> str:
-        return str(self.metadata.get("version", ""))
 
     def logit(self, indices: npt.NDArray[np.int64]) -> float:
         if len(indices) == 0:
@@ -484,7 +491,7 @@ def _sigmoid(z: float) -> float:
 
 
 @dataclass(slots=True)
-class EnsembleModel:
+class EnsembleModel(ModelInfo):
     """The linear model averaged with a small fastText-style network on the same indices.
 
     The network reduces the indices to ``ft_bits`` bits, sums their embedding rows (inverse
@@ -527,14 +534,6 @@ class EnsembleModel:
     @property
     def featurizer(self) -> Featurizer:
         return self.linear.featurizer
-
-    @property
-    def name(self) -> str:
-        return str(self.metadata.get("name", "classifier"))
-
-    @property
-    def version(self) -> str:
-        return str(self.metadata.get("version", ""))
 
     def _hidden(self, indices: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
         small = _unique(indices >> (self.linear.featurizer.bits - self.ft_bits))
