@@ -20,9 +20,14 @@ from modelseal.guard.bag import (
     SubwordBag,
     dump_mixed,
     quantise,
+)
+from modelseal.guard.classifier import (
+    Featurizer,
+    LinearModel,
+    parse_guard_model,
+    prepare,
     sigmoid,
 )
-from modelseal.guard.classifier import Featurizer, LinearModel, parse_guard_model, prepare
 from modelseal.guard.trained import TrainedGuard, load_guard_file
 from modelseal.guard.wordpiece import WordPiece
 

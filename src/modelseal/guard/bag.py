@@ -37,21 +37,12 @@ import numpy.typing as npt
 
 from modelseal.errors import InputError
 from modelseal.guard import classifier
-from modelseal.guard.classifier import Featurizer, LinearModel, ModelInfo, Score
+from modelseal.guard.classifier import Featurizer, LinearModel, ModelInfo, Score, sigmoid
 from modelseal.guard.wordpiece import WordPiece
 
 FORMAT = "modelseal-guard-mixed/1"
 CACHE_CHARS = 4096  # longest text whose bag logit is kept
 CACHE_SIZE = 1024  # texts kept per bag
-
-
-def sigmoid(z: float) -> float:
-    if z >= 0:
-        return 1.0 / (1.0 + math.exp(-z))
-    if z < -700:
-        return 0.0
-    ez = math.exp(z)
-    return ez / (1.0 + ez)
 
 
 def logit(p: float) -> float:

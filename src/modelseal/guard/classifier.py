@@ -481,7 +481,8 @@ def load_model(path: str | Path) -> LinearModel:
 # ----------------------------------------------------------------------------- ensemble
 
 
-def _sigmoid(z: float) -> float:
+def sigmoid(z: float) -> float:
+    """The logistic function, without overflow for very negative ``z``."""
     if z >= 0:
         return 1.0 / (1.0 + math.exp(-z))
     if z < -700:
@@ -546,7 +547,7 @@ class EnsembleModel(ModelInfo):
             return 0.0, None
         h = self._hidden(indices)
         z_ft = float(self.out_w @ h) + self.out_b
-        return (_sigmoid(self.linear.logit(indices)) + _sigmoid(z_ft)) / 2.0, h
+        return (sigmoid(self.linear.logit(indices)) + sigmoid(z_ft)) / 2.0, h
 
     def logit(self, indices: npt.NDArray[np.int64]) -> float:
         p, _ = self._probability(indices)

@@ -32,7 +32,7 @@ import numpy as np
 import numpy.typing as npt
 
 from modelseal.errors import InputError
-from modelseal.guard.bag import MixedModel, logit, sigmoid
+from modelseal.guard.bag import MixedModel, logit
 from modelseal.guard.base import STAGES, Action, Finding, Stage
 from modelseal.guard.classifier import (
     Featurizer,
@@ -40,6 +40,7 @@ from modelseal.guard.classifier import (
     TextFeatures,
     parse_guard_model,
     prepare,
+    sigmoid,
     windows,
 )
 from modelseal.guard.decode import decoded_variants
