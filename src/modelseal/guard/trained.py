@@ -105,6 +105,11 @@ class TrainedGuard:
     ) -> None:
         self.model = model
         meta = model.metadata
+        if isinstance(model, MixedModel) and model.encoder_settings and model.encoder is None:
+            raise InputError(
+                f"model {model.name!r} has a second stage ({model.encoder_settings.file}) that "
+                "is not loaded (load the model with load_guard_file)"
+            )
         self._name = name or model.name
         try:
             shipped = float(meta.get("threshold", 0.5))
@@ -283,7 +288,8 @@ def _short_indices(featurizer: Featurizer, prepared: str) -> npt.NDArray[np.int6
 
 def load_guard_file(path: str | Path, **options: object) -> TrainedGuard:
     """A guard from a model file (linear, ensemble or mixed, by its format tag), its version
-    pinned to the file's SHA-256."""
+    pinned to the file's SHA-256; a mixed model's second stage is loaded from the same folder
+    (its SHA-256 checked against the one the model file names)."""
     p = Path(path)
     try:
         data = p.read_bytes()
@@ -291,4 +297,6 @@ def load_guard_file(path: str | Path, **options: object) -> TrainedGuard:
         raise InputError(f"cannot read guard model {p}: {exc.strerror or exc}") from None
     digest = hashlib.sha256(data).hexdigest()
     model = parse_guard_model(data, source=str(p))
+    if isinstance(model, MixedModel):
+        model.attach_encoder(p.parent, source=str(p))
     return TrainedGuard(model, digest=digest, **options)  # type: ignore[arg-type]

@@ -40,7 +40,8 @@ from __future__ import annotations
 import re
 import sys
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from types import MappingProxyType
 
 import numpy as np
 
@@ -326,6 +327,11 @@ class WordPiece:
     def vocab(self) -> tuple[str, ...]:
         """The vocabulary entries, in id order (``"\\n".join`` of it is a vocab.txt)."""
         return self._vocab
+
+    @property
+    def index(self) -> Mapping[str, int]:
+        """Entry -> id (read-only view)."""
+        return MappingProxyType(self._ids)
 
     def encode(self, text: str, max_tokens: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The ids of ``text``'s word pieces (int32, no ``[CLS]``/``[SEP]``), at most
