@@ -12,7 +12,7 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,16 @@ from modelseal.guard.wordpiece import WordPiece
 from tests.guard.test_bag import VOCAB, _mixed, _retag
 
 WP = WordPiece(VOCAB)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_sessions() -> Iterator[None]:
+    """Each test loads its own encoder sessions (the module shares them between loads)."""
+    bag_module._ENCODERS.clear()
+    yield
+    bag_module._ENCODERS.clear()
+
+
 # one score per vocabulary id (the others are 0): the encoder's logit is their mean
 _SCORE = {"[UNK]": 0.25, "[CLS]": 1.0, "[SEP]": -1.0, "make": 0.5, "bomb": 4.0, "cake": -2.0}
 _SCORE |= {"##s": 3.0}
@@ -621,6 +631,26 @@ def test_load_guard_file_attaches_the_stage_and_scores_with_it(tmp_path: Path) -
         got = guard.score(text)[0]
         assert got == pytest.approx(want, rel=1e-6)
         assert abs(got - p) > 0.01  # the stage moved it
+
+
+def test_loads_of_the_same_encoder_share_one_session(tmp_path: Path) -> None:
+    path, _ = _write(tmp_path, weight=0.5)
+    first, second = load_guard_file(path), load_guard_file(path)
+    assert isinstance(first.model, MixedModel)
+    assert isinstance(second.model, MixedModel)
+    assert first.model is not second.model
+    assert first.model.encoder is second.model.encoder is not None
+    # other settings: another session; only the last ENCODERS_KEPT are kept by the module
+    (tmp_path / "b").mkdir()
+    other, _ = _write(tmp_path / "b", weight=0.25)
+    third = load_guard_file(other)
+    assert isinstance(third.model, MixedModel)
+    assert third.model.encoder is not first.model.encoder
+    assert len(bag_module._ENCODERS) <= bag_module.ENCODERS_KEPT
+    for i, weight in enumerate((0.1, 0.2, 0.3)):
+        (tmp_path / f"c{i}").mkdir()
+        load_guard_file(_write(tmp_path / f"c{i}", weight=weight)[0])
+    assert len(bag_module._ENCODERS) == bag_module.ENCODERS_KEPT
 
 
 def test_a_missing_encoder_file_is_named(tmp_path: Path) -> None:

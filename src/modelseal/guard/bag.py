@@ -220,7 +220,7 @@ class MixedModel(ModelInfo):
                 f"{source}: encoder {path} has SHA-256 {digest[:16]}..., the model names "
                 f"{s.sha256[:16]}... (a different or damaged file)"
             )
-        self.encoder = EncoderModel(data, self.bag.wordpiece, s, source=str(path))
+        self.encoder = _encoder(data, self.bag.wordpiece, s, str(path))
 
     def score_indices(self, indices: npt.NDArray[np.int64], *, categorise: bool = True) -> Score:
         """The n-gram model's score and category (the bag has no category head)."""
@@ -233,6 +233,26 @@ class MixedModel(ModelInfo):
         p = self.mix([self.base.logit(idx)], [prepared])[0]
         scored = self.base.score_indices(idx)
         return Score(p, scored.category, scored.category_probability)
+
+
+_ENCODERS: dict[tuple[str, EncoderSettings, WordPiece], EncoderModel] = {}
+ENCODERS_KEPT = 2
+
+
+def _encoder(
+    data: bytes, wordpiece: WordPiece, settings: EncoderSettings, source: str
+) -> EncoderModel:
+    """One session per encoder file (by digest and settings), shared by every model loaded with
+    it: an ONNX Runtime session holds tens of MB, and each guard pipeline (a gateway reload, a
+    test) loads the harm model again. Bounded: the last ``ENCODERS_KEPT`` are kept."""
+    key = (settings.sha256, settings, wordpiece)
+    hit = _ENCODERS.get(key)
+    if hit is None:
+        hit = EncoderModel(data, wordpiece, settings, source=source)
+        while len(_ENCODERS) >= ENCODERS_KEPT:
+            del _ENCODERS[next(iter(_ENCODERS))]
+        _ENCODERS[key] = hit
+    return hit
 
 
 # ----------------------------------------------------------------------------- file format
