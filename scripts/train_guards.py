@@ -59,6 +59,7 @@ from modelseal.guard.classifier import (
     prepare,
     windows,
 )
+from modelseal.guard.encoder import EncoderModel, EncoderSettings
 from modelseal.guard.trained import WINDOW, WINDOW_STRIDE, TrainedGuard
 from modelseal.guard.wordpiece import WordPiece
 
@@ -115,6 +116,30 @@ class Bag:
 
 
 @dataclass(frozen=True)
+class Stage2:
+    """The second stage of a mixed model (:mod:`modelseal.guard.encoder`): all-MiniLM-L6-v2
+    fine-tuned on the English training rows (``guard_encoder.fine_tune``), exported to ONNX
+    with int8 weights; it re-reads the windows whose mixture probability is in
+    ``[low, high)`` and that read as English, and counts ``weight`` there."""
+
+    # 2 epochs at 3e-5 reached 0.82 HarmBench recall alone at 5% benign-but-scary FPR, these
+    # 0.91 (4 epochs: 0.89; all languages, 96 tokens, 2 epochs at 3e-5: 0.70); held-out numbers
+    epochs: int = 3
+    lr: float = 5e-5
+    batch: int = 32
+    max_tokens: int = 64
+    threads: int = 1  # torch threads: the weights are reproducible for the same count
+    seed: int = 0
+    low: float = 0.02
+    high: float = 0.9
+    # in its band the encoder decides alone: the first stage only picks the window it reads
+    weight: float = 1.0
+    min_english: float = 0.75
+    # logit shifts tried on the calibration split (see _pick_shift)
+    shifts: tuple[float, ...] = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0)
+
+
+@dataclass(frozen=True)
 class Spec:
     name: str
     title: str
@@ -133,6 +158,7 @@ class Spec:
     kind: str = "linear"  # "ensemble": averaged with a Network; "mixed": with a subword Bag
     network: Network = Network()
     bag: Bag = Bag()
+    stage2: Stage2 | None = None  # a mixed model's second stage (fine-tuned encoder)
     rule: str = "f1"  # the threshold: best F1 within the budgets, or "recall": most recall
 
 
@@ -196,6 +222,7 @@ SPECS: dict[str, Spec] = {
         hard={"benign-scary": 0.045, "multilingual-benign": 0.05, "benign-persuasion": 0.15},
         rule="recall",  # block as much as the over-blocking budgets allow
         kind="mixed",
+        stage2=Stage2(),
     ),
     "harm_output": Spec(
         "harm_output",
@@ -387,6 +414,44 @@ def _fit_bag(
     return MixedModel(base=base, bag=bag, weight=cfg.weight, top_windows=cfg.top_windows)
 
 
+def _fit_stage2(
+    spec: Spec, model: MixedModel, fit: list[Example], log: Callable[[str], None]
+) -> tuple[str, bytes, int]:
+    """Fine-tune the encoder on the English fit rows (source weights as for the n-gram model),
+    export it, and attach it to ``model`` as its second stage. Returns the file name, its bytes
+    and the number of training rows."""
+    cfg = spec.stage2
+    assert cfg is not None
+    rows = [e for e in fit if e.lang == "en" and spec.source_weight.get(e.source, 1.0) > 0]
+    log(f"{spec.name}: fine-tuning the encoder on {len(rows)} English rows")
+    tensors = encoder.fine_tune(
+        [e.text for e in rows],
+        [e.label for e in rows],
+        [spec.source_weight.get(e.source, 1.0) for e in rows],
+        epochs=cfg.epochs,
+        lr=cfg.lr,
+        batch=cfg.batch,
+        max_tokens=cfg.max_tokens,
+        seed=cfg.seed,
+        threads=cfg.threads,
+        log=log,
+    )
+    blob = encoder.export_onnx(tensors)
+    name = f"{spec.name}-encoder.onnx"
+    settings = EncoderSettings(
+        file=name,
+        sha256=hashlib.sha256(blob).hexdigest(),
+        low=cfg.low,
+        high=cfg.high,
+        weight=cfg.weight,
+        max_tokens=cfg.max_tokens,
+        min_english=cfg.min_english,
+    )
+    model.encoder_settings = settings
+    model.encoder = EncoderModel(blob, model.bag.wordpiece, settings, source=name)
+    return name, blob, len(rows)
+
+
 def _fit_network(
     cfg: Network,
     linear: LinearModel,
@@ -475,6 +540,27 @@ def _fit_network(
     )
 
 
+def _within(
+    scores: np.ndarray,
+    labels: np.ndarray,
+    sources: np.ndarray,
+    t: float,
+    max_fpr: float,
+    hard: dict[str, float],
+) -> bool:
+    """Whether blocking at ``scores >= t`` keeps the FPR on all negatives, and on each hard
+    source, within its budget."""
+    pred = scores >= t
+    neg = labels == 0
+    if int((pred & neg).sum()) / max(int(neg.sum()), 1) > max_fpr:
+        return False
+    for source, budget in hard.items():
+        m = neg & (sources == source)
+        if int((pred & m).sum()) / max(int(m.sum()), 1) > budget:
+            return False
+    return True
+
+
 def _threshold(
     scores: np.ndarray,
     labels: np.ndarray,
@@ -486,23 +572,61 @@ def _threshold(
     """The threshold whose FPR on all negatives, and on each hard source, is in budget, and that
     maximises F1 (``rule="f1"``) or recall (``rule="recall"``: the lowest such threshold)."""
     best, best_f1 = 0.5, -1.0
-    neg = max(int((labels == 0).sum()), 1)
-    masks = [((labels == 0) & (sources == s), budget) for s, budget in hard.items()]
     for t in np.unique(np.round(scores, 4)):
+        if not _within(scores, labels, sources, float(t), max_fpr, hard):
+            continue
         pred = scores >= t
         tp = int((pred & (labels == 1)).sum())
         fp = int((pred & (labels == 0)).sum())
         fn = int((~pred & (labels == 1)).sum())
-        if fp / neg > max_fpr or any(
-            int((pred & m).sum()) / max(int(m.sum()), 1) > budget for m, budget in masks
-        ):
-            continue
         f1 = 2 * tp / max(2 * tp + fp + fn, 1)
         if rule == "recall":
             f1 = tp / max(tp + fn, 1) - float(t) * 1e-9  # ties: the lowest threshold
         if f1 > best_f1:
             best, best_f1 = float(t), f1
     return best
+
+
+def _pick_shift(
+    spec: Spec,
+    model: MixedModel,
+    guard: TrainedGuard,
+    calib: list[Example],
+    threshold: float,
+    log: Callable[[str], None],
+) -> list[dict[str, object]]:
+    """Put the second stage's scores on the first stage's scale: the largest logit shift (of
+    ``Stage2.shifts``) with which blocking at the first stage's own threshold stays within every
+    calibration budget. The threshold does not move, so the texts the encoder does not read
+    (other languages, confident windows) are decided exactly as before. Sets the shift on the
+    model; returns the calibration numbers of every shift tried (for the report)."""
+    assert spec.stage2 is not None
+    assert model.encoder is not None
+    labels = np.asarray([e.label for e in calib])
+    sources = np.asarray([e.source for e in calib])
+    base = model.encoder.settings
+    tried: list[dict[str, object]] = []
+    best = None
+    for shift in spec.stage2.shifts:
+        model.encoder.settings = dataclasses.replace(base, shift=shift)
+        scores = np.asarray([guard.score(e.text)[0] for e in calib])
+        ok = _within(scores, labels, sources, threshold, spec.max_fpr, spec.hard)
+        hit = scores >= threshold
+        tried.append(
+            {
+                "shift": shift,
+                "within_budgets": ok,
+                "recall": round(float(hit[labels == 1].mean()), 4),
+                "fpr": round(float(hit[labels == 0].mean()), 4),
+            }
+        )
+        if ok:
+            best = shift
+    chosen = dataclasses.replace(base, shift=best if best is not None else 0.0)
+    model.encoder.settings = chosen
+    model.encoder_settings = chosen
+    log(f"{spec.name}: encoder shift {chosen.shift:g} ({json.dumps(tried)})")
+    return tried
 
 
 def metrics(preds: Sequence[bool], labels: Sequence[int]) -> dict[str, float | int]:
@@ -536,7 +660,11 @@ def evaluate(
     return {k: metrics([p for p, _ in v], [y for _, y in v]) for k, v in sorted(groups.items())}
 
 
-def train(spec: Spec, *, log: Callable[[str], None]) -> tuple[bytes, dict[str, object]]:
+def train(
+    spec: Spec, *, log: Callable[[str], None]
+) -> tuple[bytes, dict[str, object], dict[str, bytes]]:
+    """The model file's bytes, its training report and any other file it needs (name ->
+    bytes: a mixed model's second stage)."""
     t0 = time.perf_counter()
     examples = spec.data()
     # sources weighted 0 (label noise) are left out of fitting and of calibration alike
@@ -558,6 +686,28 @@ def train(spec: Spec, *, log: Callable[[str], None]) -> tuple[bytes, dict[str, o
         spec.rule,
     )
     log(f"{spec.name}: threshold {threshold:.4f} (calibration FPR budget {spec.max_fpr})")
+    extra: dict[str, bytes] = {}
+    stage2: dict[str, object] | None = None
+    if spec.stage2 is not None and isinstance(model, MixedModel):
+        first_stage = evaluate(guard.score, threshold, test)
+        file_, blob_, rows_ = _fit_stage2(spec, model, fit, log)
+        tried = _pick_shift(spec, model, guard, calib, threshold, log)
+        extra[file_] = blob_
+        assert model.encoder_settings is not None
+        stage2 = {
+            **dataclasses.asdict(spec.stage2),
+            "file": file_,
+            "sha256": hashlib.sha256(blob_).hexdigest(),
+            "bytes": len(blob_),
+            "train_rows": rows_,
+            "shift": model.encoder_settings.shift,
+            "shifts_tried": tried,
+            "first_stage_test": {
+                k: first_stage[k]
+                for k in ("harmbench-standard", "benign-scary", "multilingual-benign")
+                if k in first_stage
+            },
+        }
     results = evaluate(guard.score, threshold, test)
     cats: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     if spec.categories:
@@ -594,6 +744,7 @@ def train(spec: Spec, *, log: Callable[[str], None]) -> tuple[bytes, dict[str, o
         "kind": spec.kind,
         "network": dataclasses.asdict(spec.network) if spec.kind == "ensemble" else None,
         "bag": dataclasses.asdict(spec.bag) if spec.kind == "mixed" else None,
+        "stage2": stage2,
         "source_weight": spec.source_weight,
         "data": [
             {"source": s, "split": sp_, "positives": p, "negatives": n}
@@ -602,7 +753,7 @@ def train(spec: Spec, *, log: Callable[[str], None]) -> tuple[bytes, dict[str, o
         "test": results,
         "category_accuracy": {c: round(ok / n, 4) for c, (ok, n) in sorted(cats.items()) if n},
     }
-    return blob, report
+    return blob, report, extra
 
 
 def _pct(value: object) -> str:
@@ -650,10 +801,31 @@ def card(report: dict[str, object]) -> str:
                 f"ReLU layer and a logistic output (Adam, {bag['epochs']} epochs, seed "
                 f"{bag['seed']}), shipped as int8 rows. A window's probability is "
                 f"{bag['weight']} x the n-gram model's + {1 - bag['weight']:g} x the bag's; the "
-                f"bag scores the {bag['top_windows']} windows the n-gram model ranks highest. "
-                "No encoder runs at check time: lookups and one small layer, in numpy."
+                f"bag scores the {bag['top_windows']} windows the n-gram model ranks highest: "
+                "lookups and one small layer, in numpy."
             ]
             if isinstance(bag := report.get("bag"), dict)
+            else []
+        ),
+        *(
+            [
+                f"Second stage (`modelseal.guard.encoder`): `{st['file']}` (sha256 "
+                f"`{st['sha256']}`, {st['bytes']:,} bytes), all-MiniLM-L6-v2 fine-tuned as a "
+                f"harmful-request classifier on the {st['train_rows']:,} English fit rows "
+                f"(mean pooling -> logistic output; AdamW {st['lr']:g}, {st['epochs']} epochs, "
+                f"batch {st['batch']}, at most {st['max_tokens']} tokens, seed {st['seed']}; "
+                "`scripts/guard_encoder.py`), exported to ONNX with int8 weights (ONNX Runtime "
+                "dynamic quantisation) and run by onnxruntime. It re-reads at most two windows "
+                "per text: those whose mixed probability is in "
+                f"[{st['low']:g}, {st['high']:g}) and at least {_pct(st['min_english'])} of whose "
+                "words (two or more letters) are whole words of its English vocabulary; there a "
+                f"window's probability is {1 - st['weight']:g} x the mixture's + "
+                f"{st['weight']:g} x the encoder's, whose logit is shifted by {st['shift']:g} "
+                "(the largest shift of those tried with which blocking at the first stage's own "
+                "threshold stays within every calibration budget: the threshold does not move, "
+                "so other languages and confident windows are decided as before)."
+            ]
+            if isinstance(st := report.get("stage2"), dict)
             else []
         ),
         f"Decision threshold {report['threshold']} (picked on the calibration split: best F1 "
@@ -718,6 +890,15 @@ def card(report: dict[str, object]) -> str:
             "(from the encoder) but not how a sentence combines them, so a benign request "
             "about a harmful topic and a harmful claim in benign words are its hardest cases; "
             "the subword vocabulary is English, and reads other languages less well. "
+            + (
+                "The second stage reads English only, at most the first "
+                f"{report['stage2']['max_tokens']} tokens of one "  # type: ignore[index]
+                "window per text, and was fine-tuned on the training rows alone: it over-blocks "
+                "benign requests about harmful topics more than the first stage (see "
+                "benign-scary and persuasion). "
+                if isinstance(report.get("stage2"), dict)
+                else ""
+            )
         )
         + "Paraphrases far from "
         "the training data, attacks split across many turns and languages with little training "
@@ -786,9 +967,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     for item in args.set:
         k, _, v = item.partition("=")
         for name_, spec_ in SPECS.items():
-            if k.startswith(("network.", "bag.")):
+            if k.startswith(("network.", "bag.", "stage2.")):
                 part, _, field_ = k.partition(".")
                 member = getattr(spec_, part)
+                if member is None:
+                    continue
                 value = type(getattr(member, field_))(v)
                 SPECS[name_] = dataclasses.replace(
                     spec_, **{part: dataclasses.replace(member, **{field_: value})}
@@ -818,7 +1001,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         segment.default_segmenter.cache_clear()
 
     for name in names:
-        blob, report = train(SPECS[name], log=log)
+        blob, report, extra = train(SPECS[name], log=log)
         card_json = args.out / f"{name}.metrics.json"
         if args.check:
             shipped = json.loads(card_json.read_text("utf-8"))
@@ -828,6 +1011,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             continue
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / f"{name}.safetensors").write_bytes(blob)
+        for file_, data_ in extra.items():
+            (args.out / file_).write_bytes(data_)
+            log(f"{name}: wrote {args.out / file_} ({len(data_)} bytes)")
         card_json.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n", "utf-8")
         (args.out / f"{name}.md").write_text(card(report), "utf-8")
         log(f"{name}: wrote {args.out / (name + '.safetensors')} ({len(blob)} bytes)")
