@@ -41,7 +41,14 @@ import numpy.typing as npt
 
 from modelseal.errors import InputError
 from modelseal.guard import classifier
-from modelseal.guard.classifier import Featurizer, LinearModel, ModelInfo, Score, sigmoid
+from modelseal.guard.classifier import (
+    Featurizer,
+    LinearModel,
+    ModelInfo,
+    Score,
+    remember,
+    sigmoid,
+)
 from modelseal.guard.encoder import EncoderModel, EncoderSettings, settings_of
 from modelseal.guard.wordpiece import WordPiece
 
@@ -133,10 +140,7 @@ class SubwordBag:
         if cached is not None:
             return cached
         z = float(self.logits([text])[0])
-        if len(text) <= CACHE_CHARS:
-            if len(self._cache) >= CACHE_SIZE:
-                self._cache.clear()
-            self._cache[text] = z
+        remember(self._cache, text, z, CACHE_CHARS, CACHE_SIZE)
         return z
 
     def probability(self, text: str) -> float:

@@ -481,6 +481,16 @@ def load_model(path: str | Path) -> LinearModel:
 # ----------------------------------------------------------------------------- ensemble
 
 
+def remember(cache: dict[str, float], text: str, value: float, max_chars: int, size: int) -> None:
+    """Keep ``value`` for ``text`` in a per-model cache: texts up to ``max_chars`` only, and up
+    to ``size`` of them, then the cache starts over (a conversation re-sends its earlier turns;
+    the cache lives on the model, so it goes with it)."""
+    if len(text) <= max_chars:
+        if len(cache) >= size:
+            cache.clear()
+        cache[text] = value
+
+
 def sigmoid(z: float) -> float:
     """The logistic function, without overflow for very negative ``z``."""
     if z >= 0:

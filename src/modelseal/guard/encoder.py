@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from modelseal.errors import InputError
-from modelseal.guard.classifier import sigmoid
+from modelseal.guard.classifier import remember, sigmoid
 from modelseal.guard.wordpiece import WordPiece, pre_tokenize
 
 CACHE_CHARS = 4096  # longest window whose logit is kept
@@ -184,10 +184,7 @@ class EncoderModel:
         z = float(values[0])
         if not np.isfinite(z):
             raise InputError(f"{self.source}: the encoder gave a non-finite logit")
-        if len(text) <= CACHE_CHARS:
-            if len(self._cache) >= CACHE_SIZE:
-                self._cache.clear()
-            self._cache[text] = z
+        remember(self._cache, text, z, CACHE_CHARS, CACHE_SIZE)
         return z
 
     def probability(self, text: str) -> float:
