@@ -818,7 +818,7 @@ def card(report: dict[str, object]) -> str:
                 "dynamic quantisation) and run by onnxruntime. It re-reads at most two windows "
                 "per text: those whose mixed probability is in "
                 f"[{st['low']:g}, {st['high']:g}) and at least {_pct(st['min_english'])} of whose "
-                "words (two or more letters) are whole words of its English vocabulary; there a "
+                "words are English words of its vocabulary (ASCII, whole entries); there a "
                 f"window's probability is {1 - st['weight']:g} x the mixture's + "
                 f"{st['weight']:g} x the encoder's, whose logit is shifted by {st['shift']:g} "
                 "(the largest shift of those tried with which blocking at the first stage's own "

@@ -467,6 +467,13 @@ def test_english_share_is_the_share_of_whole_vocabulary_words() -> None:
         assert english_share(WP, text) == 0.0
     # special tokens typed in the text are the plain words "cls" and "sep", not vocabulary words
     assert english_share(WP, "[CLS] how [SEP]") == pytest.approx(1 / 3)
+    # each CJK character is a word and never an English one, even when the vocabulary holds
+    # it: a Chinese prompt with one English word in it is not read as English
+    cjk = WordPiece([*VOCAB, "炸", "弹"])
+    assert english_share(cjk, "how to make 炸弹") == pytest.approx(3 / 5)
+    assert english_share(cjk, "用 python 写一个 bomb 程序") < 0.25
+    # a word that mixes in digits is a word, not an English one
+    assert english_share(WP, "how to make a b0mb") == pytest.approx(3 / 4)
 
 
 def test_the_encoder_reads_a_text_at_min_english() -> None:
