@@ -22,7 +22,9 @@ input), ``harm`` (harmful request with an MLCommons hazard category, input), ``h
 and stored in the model), ``flag_threshold`` (flag at or above it), ``action``, ``stages``,
 ``decode`` (score base64 / hex / percent / rot13 payloads too; default true),
 ``system_messages`` (also judge the request's system and developer messages; default false:
-the operator's instructions are not an attack) and ``model`` (a
+the operator's instructions are not an attack), ``second_stage`` (``harm``: also run its
+fine-tuned encoder where the first stage is unsure; default true; false keeps the same
+threshold and about 6 ms off the slowest checks) and ``model`` (a
 model file of your own; default: the sealed model shipped in ``modelseal/guard/models``).
 
 ``leak`` (output): the answer repeats ``min_words`` (8) consecutive words of the request's system
@@ -311,6 +313,7 @@ def _trained(type_name: str) -> GuardFactory:
         stages = opts.get_stages(()) if opts.has("stages") else None
         decode = opts.get_bool("decode", True)
         system_messages = opts.get_bool("system_messages", False)
+        second_stage = opts.get_bool("second_stage", True)
         name = opts.get_name(type_name)
         opts.done()
         if flag >= 0 and threshold >= 0 and flag > threshold:
@@ -325,6 +328,7 @@ def _trained(type_name: str) -> GuardFactory:
             stages=stages,
             decode=decode,
             system_messages=system_messages,
+            second_stage=second_stage,
         )
 
     return factory

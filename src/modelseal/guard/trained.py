@@ -102,6 +102,7 @@ class TrainedGuard:
         decode: bool = True,
         digest: str = "",
         system_messages: bool = False,
+        variant: str = "",
     ) -> None:
         self.model = model
         meta = model.metadata
@@ -140,6 +141,8 @@ class TrainedGuard:
         self.checks_system = system_messages
         version = model.version or "0"
         self._version = f"{version}+{digest[:12]}" if digest else version
+        if variant:  # how this guard runs the file, when not as shipped ("first-stage")
+            self._version += f"+{variant}"
 
     @property
     def name(self) -> str:
@@ -286,10 +289,14 @@ def _short_indices(featurizer: Featurizer, prepared: str) -> npt.NDArray[np.int6
     return idx
 
 
-def load_guard_file(path: str | Path, **options: object) -> TrainedGuard:
+def load_guard_file(
+    path: str | Path, *, second_stage: bool = True, **options: object
+) -> TrainedGuard:
     """A guard from a model file (linear, ensemble or mixed, by its format tag), its version
     pinned to the file's SHA-256; a mixed model's second stage is loaded from the same folder
-    (its SHA-256 checked against the one the model file names)."""
+    (its SHA-256 checked against the one the model file names). ``second_stage=False`` runs the
+    first stage alone (same threshold: training keeps it where the first stage put it; the
+    version then ends in ``+first-stage``); models without a second stage ignore it."""
     p = Path(path)
     try:
         data = p.read_bytes()
@@ -297,6 +304,10 @@ def load_guard_file(path: str | Path, **options: object) -> TrainedGuard:
         raise InputError(f"cannot read guard model {p}: {exc.strerror or exc}") from None
     digest = hashlib.sha256(data).hexdigest()
     model = parse_guard_model(data, source=str(p))
-    if isinstance(model, MixedModel):
-        model.attach_encoder(p.parent, source=str(p))
+    if isinstance(model, MixedModel) and model.encoder_settings is not None:
+        if second_stage:
+            model.attach_encoder(p.parent, source=str(p))
+        else:
+            model.encoder_settings = None
+            options = {**options, "variant": "first-stage"}
     return TrainedGuard(model, digest=digest, **options)  # type: ignore[arg-type]
