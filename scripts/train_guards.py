@@ -130,6 +130,11 @@ class Stage2:
     max_tokens: int = 64
     threads: int = 1  # torch threads: the weights are reproducible for the same count
     seed: int = 0
+    layers: int = 0  # the first N transformer layers only (0: all six)
+    # the exported file: embedding rows in 4 or 8 bits; "pruned": only the tokens the English
+    # training texts of every guard use, the rest read as [UNK] (see guard_encoder.export_onnx)
+    embedding_bits: int = 8
+    vocabulary: str = "full"
     low: float = 0.02
     high: float = 0.9
     # in its band the encoder decides alone: the first stage only picks the window it reads
@@ -216,6 +221,11 @@ SPECS: dict[str, Spec] = {
             # 0.79 to 0.65 even at weight 0.5 (its pretexts, "for a novel", "as a security
             # researcher", are the words of the benign-but-scary fiction and security rows)
             "benign-scary-extra": 1.0,
+            # a second training-only benign-but-scary set (benign_scary_en_train_b.jsonl, 720
+            # rows in XSTest's categories: homonyms, figurative language, safe targets and
+            # contexts, definitions, history, one's own data, ...; written without access to the
+            # held-out rows): benign-but-scary FPR 5.5% -> 4.5% at the same HarmBench recall
+            "benign-scary-extra-b": 1.0,
             "harmful-authored-extra-a": 0.5,
             "harmful-authored-extra-b": 0.0,
         },
@@ -242,6 +252,7 @@ SPECS: dict[str, Spec] = {
             "aux-harmful-authored-extra-a": 0.0,
             "aux-harmful-authored-extra-b": 0.0,
             "aux-benign-scary-extra": 0.0,
+            "aux-benign-scary-extra-b": 0.0,
         },
         hard={"pyrit-responses": 0.1, "outputs-authored": 0.05},
     ),
@@ -417,10 +428,10 @@ def _fit_bag(
 
 def _fit_stage2(
     spec: Spec, model: MixedModel, fit: list[Example], log: Callable[[str], None]
-) -> tuple[str, bytes, int]:
+) -> tuple[str, bytes, int, int]:
     """Fine-tune the encoder on the English fit rows (source weights as for the n-gram model),
-    export it, and attach it to ``model`` as its second stage. Returns the file name, its bytes
-    and the number of training rows."""
+    export it, and attach it to ``model`` as its second stage. Returns the file name, its bytes,
+    the number of training rows and of vocabulary entries kept (0: all)."""
     cfg = spec.stage2
     assert cfg is not None
     rows = [e for e in fit if e.lang == "en" and spec.source_weight.get(e.source, 1.0) > 0]
@@ -436,8 +447,21 @@ def _fit_stage2(
         seed=cfg.seed,
         threads=cfg.threads,
         log=log,
+        layers=cfg.layers,
     )
-    blob = encoder.export_onnx(tensors)
+    keep = None
+    if cfg.vocabulary == "pruned":
+        texts = [
+            e.text
+            for other in SPECS.values()
+            for e in other.data()
+            if e.split != "test" and e.lang == "en"
+        ]
+        keep = encoder.kept_tokens(texts)
+        log(f"{spec.name}: the encoder keeps {len(keep)} of {len(encoder.vocab())} tokens")
+    elif cfg.vocabulary != "full":
+        raise SystemExit(f"stage2.vocabulary must be 'full' or 'pruned', not {cfg.vocabulary!r}")
+    blob = encoder.export_onnx(tensors, keep=keep, embedding_bits=cfg.embedding_bits)
     name = f"{spec.name}-encoder.onnx"
     settings = EncoderSettings(
         file=name,
@@ -450,7 +474,7 @@ def _fit_stage2(
     )
     model.encoder_settings = settings
     model.encoder = EncoderModel(blob, model.bag.wordpiece, settings, source=name)
-    return name, blob, len(rows)
+    return name, blob, len(rows), 0 if keep is None else len(keep)
 
 
 def _fit_network(
@@ -697,7 +721,7 @@ def train(
     stage2: dict[str, object] | None = None
     if spec.stage2 is not None and isinstance(model, MixedModel):
         first_stage = evaluate(guard.score, threshold, test)
-        file_, blob_, rows_ = _fit_stage2(spec, model, fit, log)
+        file_, blob_, rows_, kept_ = _fit_stage2(spec, model, fit, log)
         tried = _pick_shift(spec, model, guard, calib, threshold, log)
         extra[file_] = blob_
         assert model.encoder_settings is not None
@@ -707,6 +731,7 @@ def train(
             "sha256": hashlib.sha256(blob_).hexdigest(),
             "bytes": len(blob_),
             "train_rows": rows_,
+            "kept_tokens": kept_,
             "shift": model.encoder_settings.shift,
             "shifts_tried": tried,
             "first_stage_test": {
@@ -821,9 +846,18 @@ def card(report: dict[str, object]) -> str:
                 f"harmful-request classifier on the {st['train_rows']:,} English fit rows "
                 f"(mean pooling -> logistic output; AdamW {st['lr']:g}, {st['epochs']} epochs, "
                 f"batch {st['batch']}, at most {st['max_tokens']} tokens, seed {st['seed']}; "
-                "`scripts/guard_encoder.py`), exported to ONNX with int8 weights (ONNX Runtime "
-                "dynamic quantisation) and run by onnxruntime. It re-reads at most two windows "
-                "per text: those whose mixed probability is in "
+                "`scripts/guard_encoder.py`), exported to ONNX with int8 transformer weights (ONNX "
+                f"Runtime dynamic quantisation) and {st.get('embedding_bits', 8)}-bit embedding "
+                "rows"
+                + (
+                    f", the vocabulary pruned to the {st['kept_tokens']:,} tokens the guards' "
+                    "English training texts use (single characters and special tokens included; "
+                    "any other token reads as [UNK])"
+                    if st.get("kept_tokens")
+                    else ""
+                )
+                + ", and run by onnxruntime. It re-reads one window per text: the highest whose "
+                "mixed probability is in "
                 f"[{st['low']:g}, {st['high']:g}) and at least {_pct(st['min_english'])} of whose "
                 "words are English words of its vocabulary (ASCII, whole entries); there a "
                 f"window's probability is {1 - st['weight']:g} x the mixture's + "
