@@ -525,6 +525,60 @@ def test_window_features_equal_featurising_the_window_alone(
     assert got.dtype == np.int64
 
 
+@SETTINGS
+@given(
+    text=st.text(
+        alphabet=st.sampled_from(list("ab cd_-.1\u00e9\u4e00\u4e01\u3042\u200b")), max_size=80
+    ),
+    cuts=st.lists(st.tuples(st.integers(-5, 90), st.integers(-5, 90)), max_size=12),
+    skip=st.integers(1, 3),
+    pairs=st.booleans(),
+    words=st.booleans(),
+)
+def test_all_windows_at_once_equal_each_window_alone(
+    text: str, cuts: list[tuple[int, int]], skip: int, pairs: bool, words: bool
+) -> None:
+    """``windows`` (one sort for every span) gives each span's ``window`` exactly, including
+    empty, clipped, repeated and single-word spans; and the batched logits equal ``logit``."""
+    feats = Featurizer(bits=14, skip=skip, word_pairs=pairs, words=words)
+    whole = TextFeatures(feats, prepare(text))
+    spans = [(min(c), max(c)) for c in cuts]
+    flat, offsets = whole.windows(spans)
+    assert flat.dtype == np.int64
+    assert offsets.dtype == np.int64
+    assert len(offsets) == len(spans) + 1
+    assert offsets[0] == 0
+    assert offsets[-1] == len(flat)
+    for i, (start, end) in enumerate(spans):
+        assert np.array_equal(flat[offsets[i] : offsets[i + 1]], whole.window(start, end))
+    rng = np.random.default_rng(len(text))
+    model = LinearModel(
+        feats, rng.normal(size=feats.size).astype(np.float16).astype(np.float32), 0.25
+    )
+    logits = model.window_logits(flat, offsets)
+    for i in range(len(spans)):
+        assert logits[i] == model.logit(flat[offsets[i] : offsets[i + 1]])
+
+
+@pytest.mark.parametrize("skip", [1, 2])
+def test_all_windows_at_once_equal_each_window_alone_on_real_texts(skip: int) -> None:
+    """Every span of several widths and strides over real sentences (words cut at both edges,
+    windows of one word, spans past the end) batched equals each ``window``."""
+    feats = Featurizer(bits=16, skip=skip)
+    for text in [*TEXTS, " ".join(TEXTS)]:
+        prepared = prepare(text)
+        whole = TextFeatures(feats, prepared)
+        spans = [
+            (a, a + size)
+            for size, stride in ((3, 1), (7, 3), (16, 5), (40, 11))
+            for a in range(-2, len(prepared) + 2, stride)
+        ]
+        flat, offsets = whole.windows(spans)
+        for i, (start, end) in enumerate(spans):
+            got = flat[offsets[i] : offsets[i + 1]]
+            assert np.array_equal(got, whole.window(start, end)), (text, start, end)
+
+
 def test_window_features_of_the_whole_text_are_the_text_features() -> None:
     for text in TEXTS:
         prepared = prepare(text)

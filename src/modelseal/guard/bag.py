@@ -178,6 +178,11 @@ class MixedModel(ModelInfo):
         """The n-gram model's logit (it ranks the windows)."""
         return self.base.logit(indices)
 
+    def window_logits(
+        self, flat: npt.NDArray[np.int64], offsets: npt.NDArray[np.int64]
+    ) -> npt.NDArray[np.float64]:
+        return self.base.window_logits(flat, offsets)
+
     def mix(self, ngram_logits: list[float], texts: list[str]) -> list[float]:
         """The probability of windows given their n-gram logits and texts: the mixture, then
         the second stage (if attached) on the windows it re-reads."""

@@ -189,26 +189,18 @@ class TrainedGuard:
             if mixed is not None:
                 z = logit(mixed.mix([z], [prepared])[0])
             return z, idx
-        hashed = TextFeatures(feats, prepared)  # hashed once, sliced per window
+        # hashed once; every window's features and logit in a few array operations
+        flat, off = TextFeatures(feats, prepared).windows(spans)
+        zs = self.model.window_logits(flat, off)
         if mixed is not None:
-            scored = [
-                (self.model.logit(idx), a, b, idx)
-                for a, b in spans
-                for idx in (hashed.window(a, b),)
-            ]
-            top = heapq.nlargest(mixed.top_windows, scored, key=lambda r: r[0])
-            probs = mixed.mix([r[0] for r in top], [prepared[r[1] : r[2]] for r in top])
-            i = max(range(len(top)), key=probs.__getitem__)
-            return logit(probs[i]), top[i][3]
-        best_logit = float("-inf")
-        best_idx = None
-        for start, end in spans:
-            idx = hashed.window(start, end)
-            z = self.model.logit(idx)
-            if z > best_logit:
-                best_logit, best_idx = z, idx
-        assert best_idx is not None
-        return best_logit, best_idx
+            top = heapq.nlargest(mixed.top_windows, range(len(spans)), key=zs.__getitem__)
+            probs = mixed.mix(
+                [float(zs[w]) for w in top], [prepared[spans[w][0] : spans[w][1]] for w in top]
+            )
+            i = top[max(range(len(top)), key=probs.__getitem__)]
+            return logit(max(probs)), flat[off[i] : off[i + 1]]
+        i = int(np.argmax(zs))  # the first of equal maxima, as a strict ">" scan keeps
+        return float(zs[i]), flat[off[i] : off[i + 1]]
 
     def _top(self, text: str) -> tuple[float, npt.NDArray[np.int64]]:
         best = self._best(text)
