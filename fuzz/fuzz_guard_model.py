@@ -17,11 +17,14 @@ The first byte picks what to fuzz, so that most inputs get past the safetensors 
   (format, featuriser, network bits, categories, model metadata) replaced, or its tensors changed;
 * and for a small mixed model (``modelseal-guard-mixed/1``, n-gram + subword bag): a metadata
   entry (format, featuriser, bag settings, categories, model metadata) replaced, or its tensors
-  changed (the vocabulary bytes, the int8 table and its scales among them).
+  changed (the vocabulary bytes, the int8 or 4-bit table and its scales among them).
+
+Tensor names include the scales of int8 weights (``binary.w.scale``, ``category.w.scale``), so
+int8 weights with missing, misshapen, zero, negative or non-finite scales are reached.
 
 Invariant: :func:`~modelseal.guard.classifier.parse_guard_model` returns a model or raises
 InputError, nothing else; a model that parses scores texts without raising, and dumps to bytes that
-parse back to the same (float16) weights.
+parse back to the same (float16, or int8-step) weights.
 """
 
 from __future__ import annotations
@@ -114,7 +117,8 @@ _MIXED_TENSORS: list[list[Any]] = [
 ]
 _META_KEYS = ["format", "featurizer", "categories", "category_bits", "model", "extra"]
 _NAMES = ["binary.w", "binary.b", "category.w", "category.b", "ft.emb", "ft.w1", "ft.b2", "other"]
-_NAMES += ["bag.vocab", "bag.emb", "bag.scale", "bag.w1"]
+_NAMES += ["bag.vocab", "bag.emb", "bag.scale", "bag.w1", "bag.emb4"]
+_NAMES += ["binary.w.scale", "category.w.scale"]  # the scales of int8 weights
 _DTYPES = {"F16": 2, "F32": 4, "BF16": 2, "I32": 4, "F64": 8, "U8": 1, "I8": 1}
 _SHAPES: list[list[int]] = [
     [], [1], [2], [3], [16], [256], [128, 2], [16, 2], [16, 3], [2, 16], [256, 2], [3, 2], [2, 3],
@@ -222,7 +226,10 @@ def check_model(model: GuardModel | MixedModel) -> None:
             raise AssertionError("embedding changed in a dump and parse round trip")
     else:
         again = parse_guard_model(dump_model(model))
-        want = model.weights.astype(np.float16).astype(np.float32)
+        # int8 steps go back as they came; float weights are stored as float16
+        want = model.weights
+        if not model.weight_scale:
+            want = want.astype(np.float16).astype(np.float32)
         if not isinstance(again, LinearModel) or not np.array_equal(
             again.weights, want, equal_nan=True
         ):

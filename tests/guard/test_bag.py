@@ -19,7 +19,9 @@ from modelseal.guard.bag import (
     MixedModel,
     SubwordBag,
     dump_mixed,
+    pack4,
     quantise,
+    unpack4,
 )
 from modelseal.guard.classifier import (
     Featurizer,
@@ -283,3 +285,95 @@ def test_the_logit_cache_stays_with_the_bag_and_is_bounded() -> None:
     bag._cache.clear()
     bag.probability(long_text)
     assert long_text not in bag._cache
+
+
+# ------------------------------------------------------------------ 4-bit tables
+
+
+def _bag4() -> SubwordBag:
+    rng = np.random.default_rng(5)
+    return SubwordBag.from_float(
+        wordpiece=WordPiece(VOCAB),
+        embedding=(rng.standard_normal((len(VOCAB), 6)) * 3).astype(np.float32),
+        hidden_w=rng.standard_normal((4, 6)).astype(np.float32),
+        hidden_b=np.zeros(4, dtype=np.float32),
+        out_w=rng.standard_normal(4).astype(np.float32),
+        out_b=-1.0,
+        bits=4,
+    )
+
+
+def test_4bit_table_round_trips_exactly_in_half_the_bytes() -> None:
+    model = _mixed(bag=_bag4())
+    assert np.abs(model.bag.table).max() <= 7
+    blob = dump_mixed(model)
+    assert dump_mixed(model) == blob
+    n = struct.unpack("<Q", blob[:8])[0]
+    header = json.loads(blob[8 : 8 + n])
+    assert "bag.emb" not in header
+    assert header["bag.emb4"]["shape"] == [len(VOCAB), 3]
+    again = parse_guard_model(blob, source="x")
+    assert isinstance(again, MixedModel)
+    assert again.bag.bits == 4
+    assert np.array_equal(again.bag.table, model.bag.table)
+    assert np.array_equal(again.bag.scale, model.bag.scale)
+    assert dump_mixed(again) == blob
+    for text in ["how to make a bomb", "the weather is nice today", ""]:
+        assert again.score(text) == model.score(text)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.integers(1, 6), st.integers(1, 5), st.randoms(use_true_random=False))
+def test_pack4_unpack4_is_the_identity(rows: int, half: int, rnd: object) -> None:
+    import random
+
+    assert isinstance(rnd, random.Random)
+    table = np.asarray(
+        [[rnd.randint(-8, 7) for _ in range(2 * half)] for _ in range(rows)], dtype=np.int8
+    )
+    packed = pack4(table)
+    assert packed.dtype == np.uint8
+    assert packed.shape == (rows, half)
+    assert np.array_equal(unpack4(packed), table)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.lists(st.floats(-1e3, 1e3, width=32), min_size=4, max_size=4), min_size=1, max_size=8
+    )
+)
+def test_quantise_4bit_error_is_at_most_half_a_step(rows: list[list[float]]) -> None:
+    emb = np.asarray(rows, dtype=np.float32)
+    q, scale = quantise(emb, 4)
+    assert np.abs(q).max() <= 7
+    err = np.abs(q.astype(np.float32) * scale[:, None] - emb)
+    assert (err <= scale[:, None] * 0.5 * (1 + 1e-5) + 1e-3).all()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            {"bag.emb4": ({"dtype": "U8", "shape": [len(VOCAB), 1]}, bytes(len(VOCAB)))},
+            "not both",
+        ),
+        ({"bag.emb": None, "bag.emb4": ({"dtype": "I8", "shape": [2]}, bytes(2))}, "U8 matrix"),
+    ],
+)
+def test_malformed_4bit_tables_are_refused(change: dict[str, object], message: str) -> None:
+    bad = _retag(dump_mixed(_mixed()), change)
+    with pytest.raises(InputError, match=message):
+        parse_guard_model(bad, source="bad.safetensors")
+
+
+def test_4bit_bag_shapes_are_checked() -> None:
+    ok = _bag4()
+    args = (ok.hidden_w, ok.hidden_b, ok.out_w, ok.out_b)
+    wp = WordPiece(VOCAB)
+    with pytest.raises(InputError, match="4 or 8"):
+        SubwordBag(wp, ok.table, ok.scale, *args, bits=2)
+    with pytest.raises(InputError, match="even width"):
+        SubwordBag(wp, ok.table[:, :5], ok.scale, ok.hidden_w[:, :5], *args[1:], bits=4)
+    with pytest.raises(InputError, match=r"-8\.\.7"):
+        SubwordBag(wp, ok.table * 3, ok.scale, *args, bits=4)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import json
 import math
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -28,6 +30,7 @@ from modelseal.guard.classifier import (
     TextFeatures,
     dump_ensemble,
     dump_model,
+    int8_values,
     parse_ensemble,
     parse_guard_model,
     parse_model,
@@ -407,11 +410,18 @@ def test_parse_rejects_unsupported_dtypes(dtype: str) -> None:
         parse_model(safetensors(tensors, meta()))
 
 
-@pytest.mark.parametrize("dtype", ["U8", "I8"])
-def test_integer_tensors_are_only_for_tables_not_weights(dtype: str) -> None:
-    # I8 / U8 hold a mixed model's quantised table and vocabulary; as weights they are refused
+@pytest.mark.parametrize(
+    ("dtype", "message"),
+    [
+        # U8 holds a mixed model's vocabulary and packed table; as weights it is refused
+        ("U8", r"'binary\.w' must be F16, F32 or I8 with a scale"),
+        # I8 weights are int8 steps: without their scale they mean nothing
+        ("I8", r"I8 tensor 'binary\.w' needs an F32 'binary\.w\.scale'"),
+    ],
+)
+def test_integer_weights_need_a_scale(dtype: str, message: str) -> None:
     tensors = [binary()[0], ("binary.w", dtype, [SMALL.size], bytes(SMALL.size))]
-    with pytest.raises(InputError, match=r"'binary\.w' must be F16 or F32"):
+    with pytest.raises(InputError, match=message):
         parse_model(safetensors(tensors, meta()))
 
 
@@ -712,3 +722,100 @@ def test_a_damaged_ensemble_file_parses_or_raises_input_error(
 
 
 ENSEMBLE_BLOB = dump_ensemble(small_ensemble())
+
+
+# ------------------------------------------------------------------ int8 weights in the file
+
+
+def int8_model(*, categories: tuple[str, ...] = ("S1", "S9", "S10"), seed: int = 3) -> LinearModel:
+    rng = np.random.default_rng(seed)
+    model = small_model(categories=categories, seed=seed)
+    model.weights, scale = int8_values(rng.standard_normal(SMALL.size) * 2.5)
+    model.weight_scale = float(scale[0])
+    if categories:
+        model.category_weights, model.category_scale = int8_values(
+            rng.standard_normal((64, len(categories))) * [0.1, 1.0, 7.0][: len(categories)],
+            per_column=True,
+        )
+    return model
+
+
+def test_int8_weights_round_trip_exactly_at_half_the_bytes() -> None:
+    model = int8_model()
+    blob = dump_model(model)
+    assert dump_model(model) == blob
+    again = parse_model(blob)
+    assert again.weight_scale == model.weight_scale
+    assert np.array_equal(again.weights, model.weights)
+    assert again.category_scale is not None
+    assert model.category_scale is not None
+    assert np.array_equal(again.category_scale, model.category_scale)
+    assert again.category_weights is not None
+    assert np.array_equal(again.category_weights, model.category_weights)
+    assert dump_model(again) == blob  # a loaded model writes the same bytes
+    for text in TEXTS:
+        assert again.score(text) == model.score(text)
+    f16 = dump_model(dataclasses.replace(model, weight_scale=0.0, category_scale=None))
+    assert len(blob) < 0.6 * len(f16)
+    (n,) = struct.unpack("<Q", blob[:8])
+    header = json.loads(blob[8 : 8 + n])
+    assert header["binary.w"]["dtype"] == "I8"
+    assert header["category.w.scale"]["shape"] == [3]
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(st.floats(-1e4, 1e4, allow_subnormal=False, width=32), min_size=1, max_size=40),
+    st.booleans(),
+)
+def test_int8_values_are_within_half_a_step(values: list[float], zeros: bool) -> None:
+    w = np.asarray(values, dtype=np.float32) * (0.0 if zeros else 1.0)
+    got, scale = int8_values(w)
+    assert scale.shape == (1,)
+    assert scale[0] > 0
+    assert np.all(np.abs(got - w) <= scale[0] * 0.5 * (1 + 1e-5) + 1e-30)
+    # the values are what loading int8 steps gives back: float32(step) * scale
+    steps = np.rint(got / scale[0])
+    assert np.abs(steps).max() <= 127
+    assert np.array_equal(steps.astype(np.int8).astype(np.float32) * scale, got)
+
+
+def test_int8_sums_are_exact_in_any_order() -> None:
+    # what window_logits relies on: bincount's float64 sums equal logit's for int8 weights
+    model = int8_model(categories=())
+    rng = np.random.default_rng(0)
+    idx = rng.integers(0, SMALL.size, 3000)
+    forward = float(model.weights[idx].astype(np.float64).sum())
+    backward = float(model.weights[idx[::-1]].astype(np.float64).sum())
+    shuffled = float(model.weights[rng.permutation(idx)].astype(np.float64).sum())
+    assert forward == backward == shuffled
+
+
+@pytest.mark.parametrize(
+    ("scale", "message"),
+    [
+        (None, "needs an F32 'binary.w.scale'"),
+        (("I8", [1], bytes([3])), "needs an F32"),
+        (("F32", [2], np.ones(2, "<f4").tobytes()), "one value or one per column"),
+        (("F32", [1], np.float32(0.0).tobytes()), "finite and > 0"),
+        (("F32", [1], np.float32(-1.0).tobytes()), "finite and > 0"),
+        (("F32", [1], np.float32("nan").tobytes()), "finite and > 0"),
+        (("F32", [1], np.float32("inf").tobytes()), "finite and > 0"),
+    ],
+)
+def test_int8_weights_with_a_bad_scale_are_refused(
+    scale: tuple[str, list[int], bytes] | None, message: str
+) -> None:
+    tensors = [binary()[0], ("binary.w", "I8", [SMALL.size], bytes(SMALL.size))]
+    if scale is not None:
+        tensors.append(("binary.w.scale", *scale))
+    with pytest.raises(InputError, match=re.escape(message)):
+        parse_model(safetensors(tensors, meta()))
+
+
+def test_int8_model_scale_is_checked_when_built() -> None:
+    with pytest.raises(InputError, match="int8 scale"):
+        dataclasses.replace(int8_model(categories=()), weight_scale=float("nan"))
+    bad = int8_model()
+    with pytest.raises(InputError, match="one per class"):
+        dataclasses.replace(bad, category_scale=np.ones(2, dtype=np.float32))

@@ -21,7 +21,8 @@ encoder (:mod:`modelseal.guard.encoder`) that re-reads the windows the mixture i
 File format ``modelseal-guard-mixed/1``: the linear model's tensors (``binary.*``,
 ``category.*``) plus ``bag.vocab`` (U8: the vocabulary, newline-separated UTF-8), ``bag.emb``
 (I8, vocab x dim), ``bag.scale`` (F32, vocab), ``bag.w1`` (F32, hidden x dim), ``bag.b1``,
-``bag.w2`` (F32, hidden), ``bag.b2``; settings in the ``bag`` metadata entry; the second
+``bag.w2`` (F32, hidden), ``bag.b2``; or, for 4-bit rows, ``bag.emb4`` (U8, vocab x dim/2:
+:func:`pack4`) in place of ``bag.emb``; settings in the ``bag`` metadata entry; the second
 stage's file, digest and settings, if any, in the ``encoder`` entry.
 """
 
@@ -75,6 +76,7 @@ class SubwordBag:
     out_w: npt.NDArray[np.float32]  # (hidden,)
     out_b: float
     max_tokens: int = 256
+    bits: int = 8  # the file's table: int8 rows, or 4-bit ones (values -7..7, two per byte)
     # a conversation re-sends its earlier messages with every turn: a window's logit is kept
     # (texts up to CACHE_CHARS; up to CACHE_SIZE of them, then the cache starts over). Kept on
     # the bag, so it goes with the model (a module-wide cache would keep every model alive).
@@ -91,6 +93,14 @@ class SubwordBag:
             )
         if self.scale.shape != (self.table.shape[0],):
             raise InputError("bag scale must have one value per table row")
+        if self.bits not in (4, 8):
+            raise InputError(f"bag table bits must be 4 or 8, not {self.bits}")
+        if self.bits == 4 and (
+            self.table.shape[1] % 2
+            or self.table.min(initial=0) < -8
+            or self.table.max(initial=0) > 7
+        ):
+            raise InputError("a 4-bit bag table needs an even width and values in -8..7")
         dim = self.table.shape[1]
         if dim < 1 or self.hidden_w.ndim != 2 or self.hidden_w.shape[1] != dim:
             raise InputError("bag hidden layer must have shape (hidden, dim)")
@@ -123,10 +133,11 @@ class SubwordBag:
         out_w: npt.NDArray[np.float32],
         out_b: float,
         max_tokens: int = 256,
+        bits: int = 8,
     ) -> SubwordBag:
-        """A bag from a float embedding table, quantised as it is shipped."""
-        table, scale = quantise(embedding)
-        return cls(wordpiece, table, scale, hidden_w, hidden_b, out_w, out_b, max_tokens)
+        """A bag from a float embedding table, quantised as it is shipped (``bits`` 8 or 4)."""
+        table, scale = quantise(embedding, bits)
+        return cls(wordpiece, table, scale, hidden_w, hidden_b, out_w, out_b, max_tokens, bits)
 
     @property
     def embedding(self) -> npt.NDArray[np.float32]:
@@ -268,13 +279,31 @@ def _encoder(
 
 
 def quantise(
-    embedding: npt.NDArray[np.float32],
+    embedding: npt.NDArray[np.float32], bits: int = 8
 ) -> tuple[npt.NDArray[np.int8], npt.NDArray[np.float32]]:
-    """Rows as int8 with a float32 scale each (absolute maximum -> 127)."""
-    scale = np.abs(embedding).max(axis=1) / 127.0
+    """Rows as int8 with a float32 scale each (absolute maximum -> 127; with ``bits=4``,
+    -> 7: values -7..7, stored two per byte by :func:`pack4`)."""
+    top = 127.0 if bits == 8 else 7.0
+    scale = np.abs(embedding).max(axis=1) / top
     scale = np.where(scale > 0, scale, 1.0).astype(np.float32)
-    q = np.clip(np.rint(embedding / scale[:, None]), -127, 127).astype(np.int8)
+    q = np.clip(np.rint(embedding / scale[:, None]), -top, top).astype(np.int8)
     return q, scale
+
+
+def pack4(table: npt.NDArray[np.int8]) -> npt.NDArray[np.uint8]:
+    """A table of values -8..7 (even width) as bytes: column 2k in the low nibble, 2k + 1 in
+    the high one, each stored + 8."""
+    t = (table.astype(np.int16) + 8).astype(np.uint8)
+    out: npt.NDArray[np.uint8] = (t[:, 0::2] | (t[:, 1::2] << 4)).astype(np.uint8)
+    return out
+
+
+def unpack4(packed: npt.NDArray[np.uint8]) -> npt.NDArray[np.int8]:
+    """:func:`pack4` undone: values -8..7, twice the width."""
+    out = np.empty((packed.shape[0], 2 * packed.shape[1]), dtype=np.int8)
+    out[:, 0::2] = (packed & 15).astype(np.int8) - 8
+    out[:, 1::2] = (packed >> 4).astype(np.int8) - 8
+    return out
 
 
 def dump_mixed(model: MixedModel) -> bytes:
@@ -283,7 +312,9 @@ def dump_mixed(model: MixedModel) -> bytes:
     vocab = "\n".join(model.bag.wordpiece.vocab).encode("utf-8")
     tensors[2:2] = [  # after binary.*, before category.*: the layout of the shipped files
         ("bag.vocab", np.frombuffer(vocab, dtype=np.uint8)),
-        ("bag.emb", model.bag.table),
+        ("bag.emb4", pack4(model.bag.table))
+        if model.bag.bits == 4
+        else ("bag.emb", model.bag.table),
         ("bag.scale", model.bag.scale.astype(np.float32)),
         ("bag.w1", model.bag.hidden_w.astype(np.float32)),
         ("bag.b1", model.bag.hidden_b.astype(np.float32)),
@@ -321,7 +352,17 @@ def mixed_from(meta: Mapping[str, str], arrays: Mapping[str, npt.NDArray[Any]]) 
     if vocab.dtype != np.uint8 or vocab.ndim != 1:
         raise ValueError("bag.vocab must be a U8 vector")
     wordpiece = _wordpiece(vocab.tobytes())
-    emb, scale = arrays["bag.emb"], arrays["bag.scale"]
+    bits = 4 if "bag.emb4" in arrays else 8
+    if bits == 4:
+        if "bag.emb" in arrays:
+            raise ValueError("a bag has bag.emb or bag.emb4, not both")
+        packed = arrays["bag.emb4"]
+        if packed.dtype != np.uint8 or packed.ndim != 2:
+            raise ValueError("bag.emb4 must be a U8 matrix")
+        emb = unpack4(packed)
+    else:
+        emb = arrays["bag.emb"]
+    scale = arrays["bag.scale"]
     if emb.dtype != np.int8 or scale.dtype != np.float32:
         raise ValueError("bag.emb must be I8 and bag.scale F16 or F32")
     if emb.ndim != 2 or scale.shape != (emb.shape[0],):
@@ -338,6 +379,7 @@ def mixed_from(meta: Mapping[str, str], arrays: Mapping[str, npt.NDArray[Any]]) 
         out_w=np.asarray(arrays["bag.w2"], dtype=np.float32),
         out_b=float(out_b[0]),
         max_tokens=int(settings.get("max_tokens", 256)),
+        bits=bits,
     )
     return MixedModel(
         base=base,

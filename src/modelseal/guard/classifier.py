@@ -20,6 +20,8 @@ categories (the MLCommons hazard codes for the harm guard) on the same indices r
 
 Weights are a safetensors file: ``binary.w`` (float16, ``2**bits``), ``binary.b`` (float32, 1),
 optionally ``category.w`` (float16, ``2**category_bits`` x K) and ``category.b`` (float32, K);
+either weight tensor may instead be int8 steps with a float32 ``NAME.scale`` (one value for
+``binary.w``, one per class for ``category.w``: :func:`int8_values`), half the bytes;
 the featuriser settings, category names, thresholds and metrics are JSON strings in the file's
 ``__metadata__``. :func:`load_model` validates the header with the defensive parser in
 :mod:`modelseal.formats.safetensors` before touching a byte of data: a guard model is scanned like
@@ -352,8 +354,14 @@ class LinearModel(ModelInfo):
     category_weights: npt.NDArray[np.float32] | None = None
     category_bias: npt.NDArray[np.float32] | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    # int8 storage (0: float16): the weights are ``q * weight_scale`` for int8 ``q`` (see
+    # :func:`int8_values`), the category weights ``q * category_scale`` per class
+    weight_scale: float = 0.0
+    category_scale: npt.NDArray[np.float32] | None = None
 
     def __post_init__(self) -> None:
+        if not (math.isfinite(self.weight_scale) and self.weight_scale >= 0):
+            raise InputError("the binary weights' int8 scale must be a number >= 0")
         if self.weights.shape != (self.featurizer.size,):
             raise InputError(
                 f"binary weights have shape {self.weights.shape}, "
@@ -366,6 +374,11 @@ class LinearModel(ModelInfo):
             want = (1 << self.category_bits, len(self.categories))
             if cw is None or cb is None or cw.shape != want or cb.shape != (len(self.categories),):
                 raise InputError(f"category weights must have shape {want} with a bias per class")
+            cs = self.category_scale
+            if cs is not None and (
+                cs.shape != (len(self.categories),) or not np.all(np.isfinite(cs) & (cs > 0))
+            ):
+                raise InputError("the category weights' int8 scales must be > 0, one per class")
 
     def window_logits(
         self, flat: npt.NDArray[np.int64], offsets: npt.NDArray[np.int64]
@@ -422,6 +435,30 @@ def _tensor_bytes(array: npt.NDArray[Any]) -> tuple[str, bytes]:
     return "F32", array.astype("<f4").tobytes()
 
 
+def int8_values(
+    weights: npt.NDArray[np.floating[Any]], *, per_column: bool = False
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+    """Weights rounded to int8 steps, as a file stores them (:attr:`LinearModel.weight_scale`):
+    the scale is the absolute maximum / 127 (of the whole tensor, or of each column), the
+    values ``float32(q) * scale``, exactly what loading the file gives back. Returns the
+    values and the scales (shape (1,) or one per column). Sums of such values in float64 are
+    exact in any order: each is a multiple of its scale's unit in the last place and at most
+    127 times the scale."""
+    w = np.asarray(weights, dtype=np.float32)
+    top = np.abs(w).max(axis=0) if per_column else np.abs(w).max(keepdims=True).reshape(1)
+    scale = np.where(top > 0, top / np.float32(127), np.float32(1)).astype(np.float32)
+    q = np.clip(np.rint(w / scale), -127, 127).astype(np.int8)
+    return q.astype(np.float32) * scale, scale
+
+
+def _int8_of(values: npt.NDArray[np.float32], scale: npt.NDArray[np.float32]) -> npt.NDArray[Any]:
+    """The int8 steps of :func:`int8_values`'s values (exact: the values are steps x scale)."""
+    q: npt.NDArray[np.float32] = np.rint(values / scale)
+    if np.abs(q).max(initial=0) > 127:
+        raise ValueError("weights exceed their int8 scale")
+    return q.astype(np.int8)
+
+
 def linear_tensors(
     model: LinearModel,
 ) -> tuple[list[tuple[str, npt.NDArray[Any]]], dict[str, str]]:
@@ -429,13 +466,23 @@ def linear_tensors(
     part of the file every model kind with an n-gram head shares."""
     tensors: list[tuple[str, npt.NDArray[Any]]] = [
         ("binary.b", np.asarray([model.bias], dtype=np.float32)),
-        ("binary.w", model.weights.astype(np.float16)),
     ]
+    if model.weight_scale:
+        scale = np.asarray([model.weight_scale], dtype=np.float32)
+        tensors.append(("binary.w", _int8_of(model.weights, scale)))
+        tensors.append(("binary.w.scale", scale))
+    else:
+        tensors.append(("binary.w", model.weights.astype(np.float16)))
     if model.categories:
         assert model.category_weights is not None
         assert model.category_bias is not None
         tensors.append(("category.b", model.category_bias.astype(np.float32)))
-        tensors.append(("category.w", model.category_weights.astype(np.float16)))
+        if model.category_scale is not None:
+            cs = model.category_scale.astype(np.float32)
+            tensors.append(("category.w", _int8_of(model.category_weights, cs)))
+            tensors.append(("category.w.scale", cs))
+        else:
+            tensors.append(("category.w", model.category_weights.astype(np.float16)))
     meta = {
         "featurizer": json.dumps(model.featurizer.to_dict(), sort_keys=True),
         "categories": json.dumps(list(model.categories)),
@@ -501,11 +548,29 @@ def arrays_of(header: Any, data: bytes, source: str) -> dict[str, npt.NDArray[An
 
 
 def _float(arrays: Mapping[str, npt.NDArray[Any]], name: str) -> npt.NDArray[np.float32]:
-    """A float tensor of the file (KeyError if absent, ValueError if stored as integers)."""
+    """A float tensor of the file (KeyError if absent, ValueError if stored as other integers):
+    F16 or F32, or I8 steps with an F32 ``NAME.scale`` (one value, or one per column)."""
     arr = arrays[name]
+    if arr.dtype == np.int8:
+        scale = _int8_scale(arrays, name)
+        out: npt.NDArray[np.float32] = arr.astype(np.float32) * scale
+        return out
     if arr.dtype != np.float32:
-        raise ValueError(f"tensor {name!r} must be F16 or F32")
+        raise ValueError(f"tensor {name!r} must be F16, F32 or I8 with a scale")
     return arr
+
+
+def _int8_scale(arrays: Mapping[str, npt.NDArray[Any]], name: str) -> npt.NDArray[np.float32]:
+    """The scale of an I8 tensor (ValueError if absent, misshapen, not finite or not > 0)."""
+    scale = arrays.get(name + ".scale")
+    arr = arrays[name]
+    if scale is None or scale.dtype != np.float32:
+        raise ValueError(f"I8 tensor {name!r} needs an F32 {name + '.scale'!r}")
+    if scale.shape not in {(1,), (arr.shape[-1],)} or arr.ndim not in (1, 2):
+        raise ValueError(f"{name + '.scale'!r} must hold one value or one per column")
+    if not np.all(np.isfinite(scale) & (scale > 0)):
+        raise ValueError(f"{name + '.scale'!r} must be finite and > 0")
+    return scale
 
 
 def _float_opt(arrays: Mapping[str, npt.NDArray[Any]], name: str) -> npt.NDArray[np.float32] | None:
@@ -527,6 +592,16 @@ def linear_from(
         raise ValueError("bad binary.b or metadata")
     if not categories:
         cats = []
+    weight_scale = 0.0
+    if arrays["binary.w"].dtype == np.int8:
+        scale = _int8_scale(arrays, "binary.w")
+        if scale.shape != (1,):
+            raise ValueError("'binary.w.scale' must hold one value")
+        weight_scale = float(scale[0])
+    category_scale = None
+    if categories and "category.w" in arrays and arrays["category.w"].dtype == np.int8:
+        category_scale = _int8_scale(arrays, "category.w")
+        category_scale = np.broadcast_to(category_scale, (len(cats),)).copy()
     return LinearModel(
         featurizer=featurizer,
         weights=np.ascontiguousarray(_float(arrays, "binary.w")),
@@ -536,6 +611,8 @@ def linear_from(
         category_weights=_float_opt(arrays, "category.w"),
         category_bias=_float_opt(arrays, "category.b"),
         metadata=metadata,
+        weight_scale=weight_scale,
+        category_scale=category_scale,
     )
 
 
