@@ -325,7 +325,11 @@ def kept_tokens(texts: Sequence[str]) -> list[int]:
 
 
 def export_onnx(
-    tensors: dict[str, np.ndarray], *, keep: Sequence[int] | None = None, embedding_bits: int = 8
+    tensors: dict[str, np.ndarray],
+    *,
+    keep: Sequence[int] | None = None,
+    embedding_bits: int = 8,
+    cfg: dict[str, int] | None = None,
 ) -> bytes:
     """The fine-tuned classifier as an ONNX graph: input ``input_ids`` (int64, 1 x tokens,
     ``[CLS] ... [SEP]``, no padding, ids of the full vocabulary), output ``logit`` (float32, 1).
@@ -333,7 +337,8 @@ def export_onnx(
     the embedding table to those ids: a table inside the graph maps every other id to
     ``[UNK]``. ``embedding_bits=4`` stores the embedding rows as 4-bit blocks of 32 with a
     scale each (ONNX Runtime's ``GatherBlockQuantized``), else int8. Deterministic bytes for
-    the same tensors and options."""
+    the same tensors and options. ``cfg``: the model's shape (a student's,
+    :func:`student_config`), else the teacher's with as many layers as ``tensors`` hold."""
     import logging
     import tempfile
     from pathlib import Path
@@ -344,7 +349,8 @@ def export_onnx(
 
     if embedding_bits not in (4, 8):
         raise ValueError(f"embedding_bits must be 4 or 8, not {embedding_bits}")
-    cfg = {**config(), "num_hidden_layers": layers_of(tensors)}
+    if cfg is None:
+        cfg = {**config(), "num_hidden_layers": layers_of(tensors)}
     tensors = dict(tensors)
     remap = None
     if keep is not None:
@@ -434,3 +440,217 @@ def export_onnx(
             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
         )
         return i8.read_bytes()
+
+
+STUDENT = CACHE.parent / "minilm-student"
+
+
+def _batches(ids: Sequence[np.ndarray], size: int) -> list[list[int]]:
+    """Row indices cut into batches of similar length (sorted by length, then index)."""
+    order = sorted(range(len(ids)), key=lambda i: (len(ids[i]), i))
+    return [order[s : s + size] for s in range(0, len(order), size)]
+
+
+def _padded(ids: Sequence[np.ndarray], rows: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The rows as one zero-padded id matrix and its mask (1 = token)."""
+    import torch
+
+    width = max(len(ids[i]) for i in rows)
+    x = torch.zeros((len(rows), width), dtype=torch.int64)
+    mask = torch.zeros((len(rows), width), dtype=torch.float32)
+    for j, i in enumerate(rows):
+        x[j, : len(ids[i])] = torch.from_numpy(ids[i])
+        mask[j, : len(ids[i])] = 1.0
+    return x, mask
+
+
+def _logits(
+    t: Callable[[str], torch.Tensor],
+    x: torch.Tensor,
+    mask: torch.Tensor,
+    cfg: dict[str, int],
+    drop: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """The classifier's logits: the mean of the last hidden states over the tokens -> head."""
+    hidden = _encode(t, x, cfg, mask, drop)
+    m = mask.unsqueeze(-1)
+    pooled = (hidden * m).sum(1) / m.sum(1)
+    return (pooled @ t("head.weight").T + t("head.bias")).squeeze(-1)
+
+
+def teacher_logits(
+    tensors: dict[str, np.ndarray], texts: Sequence[str], *, max_tokens: int, threads: int
+) -> np.ndarray:
+    """The fine-tuned encoder's logits (float32) for ``texts``, read as the runtime reads a
+    window (``[CLS]`` + the first ``max_tokens - 2`` word pieces + ``[SEP]``), in float32 torch.
+    Deterministic for a fixed ``threads``; cached under ``.cache/guard-data/minilm-student``."""
+    h = hashlib.sha256(json.dumps([max_tokens, threads]).encode())
+    for k in sorted(tensors):
+        h.update(k.encode() + np.ascontiguousarray(tensors[k]).tobytes())
+    for text in texts:
+        h.update(f"{text}\0".encode())
+    cached = STUDENT / f"teacher-{h.hexdigest()[:16]}.npy"
+    if cached.is_file():
+        kept: np.ndarray = np.load(cached)
+        return kept
+    import torch
+
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(True)
+    cfg = {**config(), "num_hidden_layers": layers_of(tensors)}
+    w = {k: torch.from_numpy(np.array(v)) for k, v in tensors.items()}
+    ids = token_ids(texts, max_tokens)
+    out = np.zeros(len(ids), dtype=np.float32)
+    with torch.no_grad():
+        for rows in _batches(ids, 64):
+            x, mask = _padded(ids, rows)
+            out[rows] = _logits(w.__getitem__, x, mask, cfg).numpy()
+    STUDENT.mkdir(parents=True, exist_ok=True)
+    np.save(cached, out)
+    return out
+
+
+def student_config(hidden: int, layers: int, heads: int) -> dict[str, int]:
+    """A narrower BERT of the teacher's shape: ``hidden`` wide, ``layers`` deep, a feed-forward
+    layer four times as wide, the teacher's vocabulary."""
+    if hidden % heads:
+        raise ValueError(f"hidden size {hidden} is not a multiple of the {heads} heads")
+    return {
+        **config(),
+        "hidden_size": hidden,
+        "num_hidden_layers": layers,
+        "num_attention_heads": heads,
+        "intermediate_size": 4 * hidden,
+    }
+
+
+def _student_init(cfg: dict[str, int], positions: int, seed: int) -> dict[str, np.ndarray]:
+    """A student's initial tensors: word embeddings = the teacher's static embeddings projected
+    onto ``hidden`` principal components (:func:`projected`), everything else BERT's initialisation
+    (normal, sd 0.02; LayerNorms 1 and 0)."""
+    d, ffn = cfg["hidden_size"], cfg["intermediate_size"]
+    rng = np.random.default_rng(seed)
+
+    def normal(*shape: int) -> np.ndarray:
+        return (rng.standard_normal(shape) * 0.02).astype(np.float32)
+
+    out: dict[str, np.ndarray] = {
+        "embeddings.word_embeddings.weight": projected(d),
+        "embeddings.position_embeddings.weight": normal(positions, d),
+        "embeddings.token_type_embeddings.weight": np.zeros((1, d), dtype=np.float32),
+        "embeddings.LayerNorm.weight": np.ones(d, dtype=np.float32),
+        "embeddings.LayerNorm.bias": np.zeros(d, dtype=np.float32),
+        "head.weight": normal(1, d),
+        "head.bias": np.zeros(1, dtype=np.float32),
+    }
+    shapes = {
+        "attention.self.query": (d, d),
+        "attention.self.key": (d, d),
+        "attention.self.value": (d, d),
+        "attention.output.dense": (d, d),
+        "intermediate.dense": (ffn, d),
+        "output.dense": (d, ffn),
+    }
+    for i in range(cfg["num_hidden_layers"]):
+        p = f"encoder.layer.{i}."
+        for name, shape in shapes.items():
+            out[p + name + ".weight"] = normal(*shape)
+            out[p + name + ".bias"] = np.zeros(shape[0], dtype=np.float32)
+        for name in ("attention.output", "output"):
+            out[p + name + ".LayerNorm.weight"] = np.ones(d, dtype=np.float32)
+            out[p + name + ".LayerNorm.bias"] = np.zeros(d, dtype=np.float32)
+    return out
+
+
+def distil(
+    texts: Sequence[str],
+    targets: np.ndarray,
+    labels: Sequence[int],
+    weights: Sequence[float],
+    *,
+    cfg: dict[str, int],
+    epochs: int,
+    lr: float,
+    batch: int,
+    max_tokens: int,
+    hard_weight: float,
+    seed: int,
+    threads: int,
+    log: Callable[[str], None],
+) -> dict[str, np.ndarray]:
+    """A narrow student (``cfg``, see :func:`student_config`) trained to reproduce the teacher's
+    logits ``targets`` on ``texts`` (squared error), plus ``hard_weight`` x the weighted binary
+    cross-entropy on the rows that have a label (``labels`` 1 or 0; -1: none, teacher only;
+    classes balanced as in :func:`fine_tune`). AdamW, warm-up then linear decay, dropout 0.1,
+    gradients clipped at norm 1, batches of similar length in a seeded order. Deterministic for
+    a fixed ``threads``; cached under ``.cache/guard-data/minilm-student``."""
+    settings: list[object] = [
+        *(epochs, lr, batch, max_tokens, hard_weight, seed, threads, DROPOUT, sorted(cfg.items()))
+    ]
+    settings.append(corpus.WHEELS[PACKAGE][2])
+    h = hashlib.sha256(json.dumps(settings).encode())
+    for text, target, label, weight in zip(texts, targets, labels, weights, strict=True):
+        h.update(f"{label}:{weight:.6g}:{float(target):.6g}:{text}\0".encode())
+    cached = STUDENT / f"{h.hexdigest()[:16]}.npz"
+    if cached.is_file():
+        log(f"student: weights from {cached}")
+        return dict(np.load(cached))
+    import torch
+
+    torch.manual_seed(seed)
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(True)
+    params = torch.nn.ParameterDict(
+        {
+            k.replace(".", "/"): torch.from_numpy(v)
+            for k, v in _student_init(cfg, max_tokens, seed).items()
+        }
+    )
+
+    def t(name: str) -> torch.Tensor:
+        return params[name.replace(".", "/")]
+
+    ids = token_ids(texts, max_tokens)
+    z = torch.from_numpy(np.asarray(targets, dtype=np.float32))
+    y = np.asarray(labels, dtype=np.float32)
+    w = np.asarray(weights, dtype=np.float64) * (y >= 0)
+    pos, neg = w[y == 1].sum(), w[y == 0].sum()
+    w = np.where(y == 1, w * (neg / max(pos, 1e-9)), w)
+    w = (w / max(w[y >= 0].mean(), 1e-9) * hard_weight).astype(np.float32)
+    yt, wt = torch.from_numpy(np.maximum(y, 0.0)), torch.from_numpy(w)
+    batches = _batches(ids, batch)
+    steps = epochs * len(batches)
+    warm = max(1, int(0.06 * steps))
+    opt = torch.optim.AdamW(params.values(), lr=lr, weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min((s + 1) / warm, max(0.0, (steps - s) / max(1, steps - warm)))
+    )
+    rng = np.random.default_rng(seed)
+
+    def drop(x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.dropout(x, DROPOUT, True)
+
+    step = 0
+    for epoch in range(epochs):
+        for bi in rng.permutation(len(batches)):
+            rows = batches[bi]
+            x, mask = _padded(ids, rows)
+            out = _logits(t, x, mask, cfg, drop)
+            loss = ((out - z[rows]) ** 2).mean() + (
+                torch.nn.functional.binary_cross_entropy_with_logits(
+                    out, yt[rows], reduction="none"
+                )
+                * wt[rows]
+            ).mean()
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params.values(), 1.0)
+            opt.step()
+            sched.step()
+            step += 1
+            if step % 200 == 0 or step == steps:
+                log(f"student: epoch {epoch + 1}/{epochs}, step {step}/{steps}, loss {loss:.4f}")
+    result = {k.replace("/", "."): v.detach().numpy().copy() for k, v in params.items()}
+    STUDENT.mkdir(parents=True, exist_ok=True)
+    np.savez(cached, **result)  # type: ignore[arg-type]
+    return result

