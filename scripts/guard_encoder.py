@@ -179,6 +179,7 @@ def config() -> dict[str, int]:
 
 
 TUNED = CACHE.parent / "minilm-tuned"
+Dropout = Callable[["torch.Tensor"], "torch.Tensor"]
 DROPOUT = 0.1  # BERT's hidden dropout, during fine-tuning only
 
 
@@ -266,47 +267,16 @@ def fine_tune(
     pos, neg = w[y == 1].sum(), w[y == 0].sum()
     w = np.where(y == 1, w * (neg / pos), w)
     w = (w / w.mean()).astype(np.float32)
-    order = sorted(range(len(ids)), key=lambda i: (len(ids[i]), i))
-    batches = [order[s : s + batch] for s in range(0, len(order), batch)]
-    steps = epochs * len(batches)
-    warm = max(1, int(0.06 * steps))
-    opt = torch.optim.AdamW(params.values(), lr=lr, weight_decay=0.01)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min((s + 1) / warm, max(0.0, (steps - s) / max(1, steps - warm)))
-    )
-    rng = np.random.default_rng(seed)
 
-    def drop(x: torch.Tensor) -> torch.Tensor:
-        return torch.nn.functional.dropout(x, DROPOUT, True)
+    def loss(rows: list[int], x: torch.Tensor, mask: torch.Tensor, drop: Dropout) -> torch.Tensor:
+        return (
+            torch.nn.functional.binary_cross_entropy_with_logits(
+                _logits(t, x, mask, cfg, drop), torch.from_numpy(y[rows]), reduction="none"
+            )
+            * torch.from_numpy(w[rows])
+        ).mean()
 
-    step = 0
-    for epoch in range(epochs):
-        for bi in rng.permutation(len(batches)):
-            b = batches[bi]
-            width = max(len(ids[i]) for i in b)
-            x = torch.zeros((len(b), width), dtype=torch.int64)
-            mask = torch.zeros((len(b), width), dtype=torch.float32)
-            for j, i in enumerate(b):
-                x[j, : len(ids[i])] = torch.from_numpy(ids[i])
-                mask[j, : len(ids[i])] = 1.0
-            hidden = _encode(t, x, cfg, mask, drop)
-            m = mask.unsqueeze(-1)
-            pooled = (hidden * m).sum(1) / m.sum(1)
-            z = (pooled @ t("head.weight").T + t("head.bias")).squeeze(-1)
-            loss = (
-                torch.nn.functional.binary_cross_entropy_with_logits(
-                    z, torch.from_numpy(y[b]), reduction="none"
-                )
-                * torch.from_numpy(w[b])
-            ).mean()
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params.values(), 1.0)
-            opt.step()
-            sched.step()
-            step += 1
-            if step % 200 == 0 or step == steps:
-                log(f"encoder: epoch {epoch + 1}/{epochs}, step {step}/{steps}, loss {loss:.4f}")
+    _train(params, ids, batch, epochs=epochs, lr=lr, seed=seed, loss=loss, log=log, name="encoder")
     out = {k.replace("/", "."): v.detach().numpy().copy() for k, v in params.items()}
     TUNED.mkdir(parents=True, exist_ok=True)
     np.savez(cached, **out)  # type: ignore[arg-type]
@@ -478,6 +448,52 @@ def _logits(
     return (pooled @ t("head.weight").T + t("head.bias")).squeeze(-1)
 
 
+def _train(
+    params: torch.nn.ParameterDict,
+    ids: Sequence[np.ndarray],
+    batch: int,
+    *,
+    epochs: int,
+    lr: float,
+    seed: int,
+    loss: Callable[[list[int], torch.Tensor, torch.Tensor, Dropout], torch.Tensor],
+    log: Callable[[str], None],
+    name: str,
+) -> None:
+    """The training loop :func:`fine_tune` and :func:`distil` share: AdamW (weight decay 0.01),
+    linear warm-up over the first 6% of steps then linear decay, gradients clipped at norm 1,
+    batches of similar length in an order shuffled by ``seed`` each epoch, BERT's hidden dropout
+    passed to ``loss(rows, ids, mask, dropout)``."""
+    import torch
+
+    batches = _batches(ids, batch)
+    steps = epochs * len(batches)
+    warm = max(1, int(0.06 * steps))
+    opt = torch.optim.AdamW(params.values(), lr=lr, weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min((s + 1) / warm, max(0.0, (steps - s) / max(1, steps - warm)))
+    )
+    rng = np.random.default_rng(seed)
+
+    def drop(x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.dropout(x, DROPOUT, True)
+
+    step = 0
+    for epoch in range(epochs):
+        for bi in rng.permutation(len(batches)):
+            rows = batches[bi]
+            x, mask = _padded(ids, rows)
+            value = loss(rows, x, mask, drop)
+            opt.zero_grad()
+            value.backward()
+            torch.nn.utils.clip_grad_norm_(params.values(), 1.0)
+            opt.step()
+            sched.step()
+            step += 1
+            if step % 200 == 0 or step == steps:
+                log(f"{name}: epoch {epoch + 1}/{epochs}, step {step}/{steps}, loss {value:.4f}")
+
+
 def teacher_logits(
     tensors: dict[str, np.ndarray], texts: Sequence[str], *, max_tokens: int, threads: int
 ) -> np.ndarray:
@@ -618,38 +634,13 @@ def distil(
     w = np.where(y == 1, w * (neg / max(pos, 1e-9)), w)
     w = (w / max(w[y >= 0].mean(), 1e-9) * hard_weight).astype(np.float32)
     yt, wt = torch.from_numpy(np.maximum(y, 0.0)), torch.from_numpy(w)
-    batches = _batches(ids, batch)
-    steps = epochs * len(batches)
-    warm = max(1, int(0.06 * steps))
-    opt = torch.optim.AdamW(params.values(), lr=lr, weight_decay=0.01)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min((s + 1) / warm, max(0.0, (steps - s) / max(1, steps - warm)))
-    )
-    rng = np.random.default_rng(seed)
 
-    def drop(x: torch.Tensor) -> torch.Tensor:
-        return torch.nn.functional.dropout(x, DROPOUT, True)
+    def loss(rows: list[int], x: torch.Tensor, mask: torch.Tensor, drop: Dropout) -> torch.Tensor:
+        out = _logits(t, x, mask, cfg, drop)
+        hard = torch.nn.functional.binary_cross_entropy_with_logits(out, yt[rows], reduction="none")
+        return ((out - z[rows]) ** 2).mean() + (hard * wt[rows]).mean()
 
-    step = 0
-    for epoch in range(epochs):
-        for bi in rng.permutation(len(batches)):
-            rows = batches[bi]
-            x, mask = _padded(ids, rows)
-            out = _logits(t, x, mask, cfg, drop)
-            loss = ((out - z[rows]) ** 2).mean() + (
-                torch.nn.functional.binary_cross_entropy_with_logits(
-                    out, yt[rows], reduction="none"
-                )
-                * wt[rows]
-            ).mean()
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params.values(), 1.0)
-            opt.step()
-            sched.step()
-            step += 1
-            if step % 200 == 0 or step == steps:
-                log(f"student: epoch {epoch + 1}/{epochs}, step {step}/{steps}, loss {loss:.4f}")
+    _train(params, ids, batch, epochs=epochs, lr=lr, seed=seed, loss=loss, log=log, name="student")
     result = {k.replace("/", "."): v.detach().numpy().copy() for k, v in params.items()}
     STUDENT.mkdir(parents=True, exist_ok=True)
     np.savez(cached, **result)  # type: ignore[arg-type]
