@@ -540,6 +540,25 @@ def student_config(hidden: int, layers: int, heads: int) -> dict[str, int]:
     }
 
 
+def layers_from(tensors: dict[str, np.ndarray], layers: int) -> dict[str, np.ndarray]:
+    """A shallower copy of the fine-tuned encoder to start a student from (as DistilBERT was
+    started): its embeddings and head, and ``layers`` of its layers spread evenly (3 of 6: the
+    1st, 3rd and 5th), renumbered from 0. Float32 copies."""
+    total = layers_of(tensors)
+    if not 1 <= layers <= total:
+        raise ValueError(f"a student from the teacher has 1-{total} layers, not {layers}")
+    picked = [i * total // layers for i in range(layers)]
+    out: dict[str, np.ndarray] = {}
+    for k, v in tensors.items():
+        i = _layer(k)
+        if i < 0:
+            out[k] = np.array(v, dtype=np.float32)
+        elif i in picked:
+            new = f"encoder.layer.{picked.index(i)}." + k.split(".", 3)[3]
+            out[new] = np.array(v, dtype=np.float32)
+    return out
+
+
 def _student_init(cfg: dict[str, int], positions: int, seed: int) -> dict[str, np.ndarray]:
     """A student's initial tensors: word embeddings = the teacher's static embeddings projected
     onto ``hidden`` principal components (:func:`projected`), everything else BERT's initialisation
@@ -593,18 +612,23 @@ def distil(
     seed: int,
     threads: int,
     log: Callable[[str], None],
+    init: dict[str, np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
     """A narrow student (``cfg``, see :func:`student_config`) trained to reproduce the teacher's
     logits ``targets`` on ``texts`` (squared error), plus ``hard_weight`` x the weighted binary
     cross-entropy on the rows that have a label (``labels`` 1 or 0; -1: none, teacher only;
     classes balanced as in :func:`fine_tune`). AdamW, warm-up then linear decay, dropout 0.1,
     gradients clipped at norm 1, batches of similar length in a seeded order. Deterministic for
-    a fixed ``threads``; cached under ``.cache/guard-data/minilm-student``."""
+    a fixed ``threads``; cached under ``.cache/guard-data/minilm-student``. ``init``: the
+    student's starting tensors (:func:`layers_from`), else :func:`_student_init`'s."""
     settings: list[object] = [
         *(epochs, lr, batch, max_tokens, hard_weight, seed, threads, DROPOUT, sorted(cfg.items()))
     ]
     settings.append(corpus.WHEELS[PACKAGE][2])
     h = hashlib.sha256(json.dumps(settings).encode())
+    if init is not None:
+        for k in sorted(init):
+            h.update(k.encode() + np.ascontiguousarray(init[k]).tobytes())
     for text, target, label, weight in zip(texts, targets, labels, weights, strict=True):
         h.update(f"{label}:{weight:.6g}:{float(target):.6g}:{text}\0".encode())
     cached = STUDENT / f"{h.hexdigest()[:16]}.npz"
@@ -619,7 +643,7 @@ def distil(
     params = torch.nn.ParameterDict(
         {
             k.replace(".", "/"): torch.from_numpy(v)
-            for k, v in _student_init(cfg, max_tokens, seed).items()
+            for k, v in (init or _student_init(cfg, max_tokens, seed)).items()
         }
     )
 

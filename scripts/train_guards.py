@@ -169,6 +169,12 @@ class Stage2:
     # the texts it learns the teacher on: the fit rows ("fit"), or those and every other
     # guard's English training rows that are not held out from this one ("english")
     student_pool: str = "english"
+    # start the student from the fine-tuned encoder itself (its embeddings and head, and
+    # student_layers of its layers spread evenly; hidden size and heads stay the teacher's)
+    # instead of a narrow random one (student_hidden then only switches the student on).
+    # Measured, not shipped: 3 layers at lr 1e-4, 3 epochs: 11.2 MB (4-bit pruned embedding),
+    # HarmBench 0.849 through the guard; 2 layers: 9.4 MB, 0.811 (the teacher: 0.906)
+    student_from_teacher: bool = False
 
 
 @dataclass(frozen=True)
@@ -531,7 +537,14 @@ def _fit_stage2(
         targets = encoder.teacher_logits(
             tensors, texts, max_tokens=cfg.max_tokens, threads=cfg.threads
         )
-        shape = encoder.student_config(cfg.student_hidden, cfg.student_layers, cfg.student_heads)
+        init = None
+        if cfg.student_from_teacher:
+            init = encoder.layers_from(tensors, cfg.student_layers)
+            shape = {**encoder.config(), "num_hidden_layers": cfg.student_layers}
+        else:
+            shape = encoder.student_config(
+                cfg.student_hidden, cfg.student_layers, cfg.student_heads
+            )
         log(f"{spec.name}: distilling a student ({json.dumps(shape)})")
         tensors = encoder.distil(
             texts,
@@ -547,6 +560,7 @@ def _fit_stage2(
             seed=cfg.seed,
             threads=cfg.threads,
             log=log,
+            init=init,
         )
     keep = None
     if cfg.vocabulary == "pruned":
