@@ -300,13 +300,21 @@ def export_onnx(
     keep: Sequence[int] | None = None,
     embedding_bits: int = 8,
     cfg: dict[str, int] | None = None,
+    matmul_bits: int = 8,
+    matmul_block: int = 32,
+    per_channel: bool = False,
 ) -> bytes:
     """The fine-tuned classifier as an ONNX graph: input ``input_ids`` (int64, 1 x tokens,
     ``[CLS] ... [SEP]``, no padding, ids of the full vocabulary), output ``logit`` (float32, 1).
     The transformer's matrices are int8 (ONNX Runtime's dynamic quantisation). ``keep`` prunes
     the embedding table to those ids: a table inside the graph maps every other id to
     ``[UNK]``. ``embedding_bits=4`` stores the embedding rows as 4-bit blocks of 32 with a
-    scale each (ONNX Runtime's ``GatherBlockQuantized``), else int8. Deterministic bytes for
+    scale each (ONNX Runtime's ``GatherBlockQuantized``), else int8. ``matmul_bits=4`` stores
+    the transformer's matrices the same way, in blocks of ``matmul_block`` along the input
+    dimension (``MatMulNBits``; weight-only, the arithmetic stays float, 3x slower on a CPU
+    without fast 4-bit kernels), else they are int8 with int8 activations (dynamic
+    quantisation), with one scale per output column if ``per_channel`` (else one per matrix).
+    Deterministic bytes for
     the same tensors and options. ``cfg``: the model's shape (a student's,
     :func:`student_config`), else the teacher's with as many layers as ``tensors`` hold."""
     import logging
@@ -319,6 +327,10 @@ def export_onnx(
 
     if embedding_bits not in (4, 8):
         raise ValueError(f"embedding_bits must be 4 or 8, not {embedding_bits}")
+    if matmul_bits not in (4, 8):
+        raise ValueError(f"matmul_bits must be 4 or 8, not {matmul_bits}")
+    if matmul_block not in (16, 32, 64, 128, 256):
+        raise ValueError(f"matmul_block must be a power of two in 16-256, not {matmul_block}")
     if cfg is None:
         cfg = {**config(), "num_hidden_layers": layers_of(tensors)}
     tensors = dict(tensors)
@@ -367,11 +379,13 @@ def export_onnx(
             dynamic_axes={"input_ids": {1: "tokens"}},
             # the 4-bit quantiser moves the graph to opset 21, whose ReduceMean takes its axes
             # as an input (from opset 18 on)
-            opset_version=17 if embedding_bits == 8 else 18,
+            opset_version=17 if embedding_bits == matmul_bits == 8 else 18,
             dynamo=False,
         )
-        if embedding_bits == 8:
-            quantize_dynamic(str(f32), str(i8), weight_type=QuantType.QInt8)
+        if embedding_bits == matmul_bits == 8:
+            quantize_dynamic(
+                str(f32), str(i8), weight_type=QuantType.QInt8, per_channel=per_channel
+            )
             return i8.read_bytes()
         from onnxruntime.quantization import matmul_nbits_quantizer as nbits
 
@@ -381,8 +395,12 @@ def export_onnx(
             for t in model.graph.initializer
             if len(t.dims) == 2 and t.name.endswith("word_embeddings/weight")
         }
+        weights = {t.name for t in model.graph.initializer if len(t.dims) == 2}
         others = [
-            n.name for n in model.graph.node if n.op_type == "Gather" and n.input[0] not in tables
+            n.name
+            for n in model.graph.node
+            if (n.op_type == "Gather" and (embedding_bits == 8 or n.input[0] not in tables))
+            or (n.op_type == "MatMul" and (matmul_bits == 8 or n.input[1] not in weights))
         ]
         quiet = logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer")
         level = quiet.level
@@ -391,10 +409,10 @@ def export_onnx(
             q = nbits.MatMulNBitsQuantizer(
                 model,
                 algo_config=nbits.DefaultWeightOnlyQuantConfig(
-                    block_size=32,
+                    block_size=32 if matmul_bits == 8 else matmul_block,
                     is_symmetric=True,
-                    op_types_to_quantize=("Gather",),
-                    quant_axes=(("Gather", 1),),
+                    op_types_to_quantize=("Gather", "MatMul"),
+                    quant_axes=(("Gather", 1), ("MatMul", 0)),
                 ),
                 nodes_to_exclude=others,
             )
@@ -402,11 +420,14 @@ def export_onnx(
         finally:
             quiet.setLevel(level)
         q.model.save_model_to_file(str(e4), False)
+        if embedding_bits == matmul_bits == 4:
+            return e4.read_bytes()
         quantize_dynamic(
             str(e4),
             str(i8),
             weight_type=QuantType.QInt8,
-            op_types_to_quantize=["MatMul"],
+            per_channel=per_channel,
+            op_types_to_quantize=["MatMul" if matmul_bits == 8 else "Gather"],
             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
         )
         return i8.read_bytes()

@@ -3,7 +3,9 @@
 The first stage (the n-gram model and the subword bag of :mod:`modelseal.guard.bag`) is cheap
 and scores every window. Where it is unsure, a sentence encoder reads the window as a whole:
 all-MiniLM-L6-v2 fine-tuned as a harmful-request classifier (``scripts/guard_encoder.py``),
-exported to ONNX with int8 weights, run on the CPU by ``onnxruntime`` (no torch, no network).
+exported to ONNX with int8 matrices (a scale per output column, int8 arithmetic) and 4-bit
+embedding rows (``GatherBlockQuantized``), run on the CPU by ``onnxruntime`` (no torch, no
+network). Any ONNX graph of the same signature loads.
 
 * The stage runs on one window per text: the one the first stage scores highest among the
   windows whose first-stage probability is in ``[low, high)`` and that read as English (the
