@@ -284,7 +284,13 @@ SPECS: dict[str, Spec] = {
             # 12 of its harmful rows use those verbs, 1 of its benign ones; ordinary questions
             # (a cake, a kite, a website, rice with tahdig) scored 0.6-0.9 and were blocked.
             # multilingual_train_fa_c.jsonl (259 benign everyday Persian how-to requests with
-            # those verbs, written blind like fa_b) is the counterweight
+            # those verbs, written blind like fa_b) is the counterweight; with it the held-out
+            # Persian request fell back to 0.04. multilingual_train_fa_d.jsonl (185 harmful
+            # Persian how-to requests, 54 benign twins) brought it back (0.9) but blocked 6 of 30
+            # everyday Persian "how do I build ..." questions written for checking (a website, a
+            # CV, a Telegram bot: its phishing-page and bot rows share the nouns);
+            # multilingual_train_fa_e.jsonl (222 benign "build / make / set up" requests with
+            # those nouns) took that to 1 of 30, and 0 of 30 on a second list its author never saw
         },
         categories=True,
         hard={"benign-scary": 0.045, "multilingual-benign": 0.05, "benign-persuasion": 0.15},
