@@ -68,10 +68,12 @@ def _encode(
     cfg: dict[str, int],
     mask: torch.Tensor | None = None,
     drop: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    taps: list[torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """BERT's last hidden states for a batch of id rows. ``t(name)`` gives a weight tensor;
     ``mask`` (batch x length, 1 = token, 0 = padding) keeps attention off the padding; ``drop``
-    (dropout, training only) is applied where BERT applies its hidden dropout."""
+    (dropout, training only) is applied where BERT applies its hidden dropout; ``taps``, if
+    given, receives each layer's feed-forward activations (after GELU)."""
     import torch
 
     eps = 1e-12
@@ -80,7 +82,11 @@ def _encode(
     d = cfg["hidden_size"]
     heads = cfg["num_attention_heads"]
     x = (
-        t("embeddings.word_embeddings.weight")[ids]
+        (
+            t(LOW)[ids] @ t(UP)  # factorised rows: a narrow table times a projection
+            if "embedding_rank" in cfg
+            else t(EMBEDDING)[ids]
+        )
         + t("embeddings.position_embeddings.weight")[:n]
         + t("embeddings.token_type_embeddings.weight")[0]
     )
@@ -113,6 +119,8 @@ def _encode(
         ctx = (att @ v).transpose(1, 2).reshape(b, n, d)
         x = residual(x + dropped(dense(ctx, "attention.output.dense")), "attention.output")
         h = torch.nn.functional.gelu(dense(x, "intermediate.dense"))
+        if taps is not None:
+            taps.append(h)
         x = residual(x + dropped(dense(h, "output.dense")), "output")
     return x
 
@@ -193,6 +201,38 @@ def layers_of(tensors: dict[str, np.ndarray]) -> int:
     return 1 + max(_layer(k) for k in tensors)
 
 
+EMBEDDING = "embeddings.word_embeddings.weight"
+LOW, UP = "embeddings.word_embeddings.low", "embeddings.word_embeddings.up"
+
+
+def shape_of(tensors: dict[str, np.ndarray]) -> dict[str, int]:
+    """The teacher's configuration with as many layers as ``tensors`` hold and, if their
+    embedding rows are factorised (:func:`factorise_embeddings`), its rank."""
+    cfg = {**config(), "num_hidden_layers": layers_of(tensors)}
+    if LOW in tensors:
+        cfg["embedding_rank"] = int(tensors[LOW].shape[1])
+    return cfg
+
+
+def embedding_table(tensors: dict[str, np.ndarray]) -> str:
+    """The name of the table the token ids index: the full rows, or the factorised low ones."""
+    return LOW if LOW in tensors else EMBEDDING
+
+
+def factorise_embeddings(tensors: dict[str, np.ndarray], rank: int) -> dict[str, np.ndarray]:
+    """The embedding table (vocabulary x 384) as the product of a narrow table (vocabulary x
+    ``rank``) and a projection (``rank`` x 384): its truncated SVD, the singular values folded
+    into the narrow table. Fine-tuning afterwards recovers what the cut costs."""
+    e = tensors[EMBEDDING].astype(np.float64)
+    if not 1 <= rank < e.shape[1]:
+        raise ValueError(f"embedding rank must be 1-{e.shape[1] - 1}, not {rank}")
+    u, sv, vt = np.linalg.svd(e, full_matrices=False)
+    out = {k: v for k, v in tensors.items() if k != EMBEDDING}
+    out[LOW] = (u[:, :rank] * sv[:rank]).astype(np.float32)
+    out[UP] = vt[:rank].astype(np.float32)
+    return out
+
+
 def token_ids(texts: Sequence[str], max_tokens: int) -> list[np.ndarray]:
     """``[CLS]`` + the first ``max_tokens - 2`` word pieces + ``[SEP]`` of each text (int64)."""
     from modelseal.guard.wordpiece import WordPiece
@@ -262,19 +302,7 @@ def fine_tune(
         return params[name.replace(".", "/")]
 
     ids = token_ids(texts, max_tokens)
-    y = np.asarray(labels, dtype=np.float32)
-    w = np.asarray(weights, dtype=np.float64)
-    pos, neg = w[y == 1].sum(), w[y == 0].sum()
-    w = np.where(y == 1, w * (neg / pos), w)
-    w = (w / w.mean()).astype(np.float32)
-
-    def loss(rows: list[int], x: torch.Tensor, mask: torch.Tensor, drop: Dropout) -> torch.Tensor:
-        return (
-            torch.nn.functional.binary_cross_entropy_with_logits(
-                _logits(t, x, mask, cfg, drop), torch.from_numpy(y[rows]), reduction="none"
-            )
-            * torch.from_numpy(w[rows])
-        ).mean()
+    loss = _balanced_loss(t, labels, weights, cfg)
 
     _train(params, ids, batch, epochs=epochs, lr=lr, seed=seed, loss=loss, log=log, name="encoder")
     out = {k.replace("/", "."): v.detach().numpy().copy() for k, v in params.items()}
@@ -283,15 +311,167 @@ def fine_tune(
     return out
 
 
+def prune_ffn(
+    tensors: dict[str, np.ndarray], texts: Sequence[str], keep: int, *, max_tokens: int
+) -> dict[str, np.ndarray]:
+    """The encoder with ``keep`` of each layer's feed-forward units: those whose activation
+    matters most to the layer's output on ``texts`` (mean |GELU output| over the tokens times
+    the norm of the unit's output column), in their original order. Fine-tuning afterwards
+    recovers what the cut costs (:func:`quantisation_aware`)."""
+    import torch
+
+    layers = layers_of(tensors)
+    width = tensors["encoder.layer.0.intermediate.dense.weight"].shape[0]
+    if not 1 <= keep <= width:
+        raise ValueError(f"keep must be 1-{width} feed-forward units, not {keep}")
+    cfg = {**config(), "num_hidden_layers": layers}
+    w = {k: torch.from_numpy(np.array(v)) for k, v in tensors.items()}
+    ids = token_ids(texts, max_tokens)
+    total = np.zeros((layers, width))
+    count = 0
+    with torch.no_grad():
+        for rows in _batches(ids, 64):
+            x, mask = _padded(ids, rows)
+            taps: list[torch.Tensor] = []
+            _encode(w.__getitem__, x, cfg, mask, taps=taps)
+            m = mask.unsqueeze(-1)
+            for i, h in enumerate(taps):
+                total[i] += (h.abs() * m).sum((0, 1)).numpy()
+            count += int(mask.sum())
+    out = dict(tensors)
+    for i in range(layers):
+        p = f"encoder.layer.{i}."
+        norm = np.linalg.norm(tensors[p + "output.dense.weight"], axis=0)
+        score = total[i] / count * norm
+        units = np.sort(np.argsort(-score, kind="stable")[:keep])
+        out[p + "intermediate.dense.weight"] = tensors[p + "intermediate.dense.weight"][units]
+        out[p + "intermediate.dense.bias"] = tensors[p + "intermediate.dense.bias"][units]
+        out[p + "output.dense.weight"] = tensors[p + "output.dense.weight"][:, units]
+    return out
+
+
+def quantisation_aware(
+    tensors: dict[str, np.ndarray],
+    texts: Sequence[str],
+    labels: Sequence[int],
+    weights: Sequence[float],
+    *,
+    block: int,
+    epochs: int,
+    lr: float,
+    batch: int,
+    max_tokens: int,
+    seed: int,
+    threads: int,
+    log: Callable[[str], None],
+) -> dict[str, np.ndarray]:
+    """More fine-tuning of the fine-tuned ``tensors`` that sees, on the way forward, the 4-bit
+    weights :func:`_packed` will ship (the transformer's matrices in blocks of ``block``, the
+    embedding rows in blocks of 32; straight-through gradients, :func:`_fake4`), so the
+    shipped 4-bit model is fitted rather than rounded after the fact. The same loss, loop and
+    determinism as :func:`fine_tune`; cached under ``.cache/guard-data/minilm-tuned`` by a
+    digest of the tensors, data and settings."""
+    settings = [epochs, lr, batch, max_tokens, seed, threads, block, DROPOUT, "qat4"]
+    h = hashlib.sha256(json.dumps(settings).encode())
+    for k in sorted(tensors):
+        h.update(k.encode() + np.ascontiguousarray(tensors[k]).tobytes())
+    for text, label, weight in zip(texts, labels, weights, strict=True):
+        h.update(f"{label}:{weight:.6g}:{text}\0".encode())
+    cached = TUNED / f"qat-{h.hexdigest()[:16]}.npz"
+    if cached.is_file():
+        log(f"encoder: 4-bit-aware weights from {cached}")
+        return dict(np.load(cached))
+    import torch
+
+    torch.manual_seed(seed)
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(True)
+    cfg = shape_of(tensors)
+    params = torch.nn.ParameterDict(
+        {k.replace(".", "/"): torch.from_numpy(np.array(v)) for k, v in tensors.items()}
+    )
+    four = dict.fromkeys(matrix_names(tensors), block)
+    four[embedding_table(tensors)] = 32
+
+    def t(name: str) -> torch.Tensor:
+        w = params[name.replace(".", "/")]
+        return _fake4(w, four[name]) if name in four else w
+
+    ids = token_ids(texts, max_tokens)
+    loss = _balanced_loss(t, labels, weights, cfg)
+
+    _train(params, ids, batch, epochs=epochs, lr=lr, seed=seed, loss=loss, log=log, name="4-bit")
+    out = {k.replace("/", "."): v.detach().numpy().copy() for k, v in params.items()}
+    TUNED.mkdir(parents=True, exist_ok=True)
+    np.savez(cached, **out)  # type: ignore[arg-type]
+    return out
+
+
 def kept_tokens(texts: Sequence[str]) -> list[int]:
     """The vocabulary ids a pruned embedding table keeps: every token of ``texts`` (in full, not
-    cut at a window), the special tokens and every single-character piece (``a``, ``##a``)."""
+    cut at a window), the five special tokens and every single-character piece (``a``, ``##a``)
+    that is ASCII or not a letter (digits, punctuation, symbols such as ``°`` or ``€``). Not
+    kept unless ``texts`` use them: the 994 ``[unusedN]`` entries (no text tokenises to them)
+    and single letters of other scripts (the encoder reads only windows that read as
+    English; any other token reads as ``[UNK]``)."""
     words = vocab()
-    keep = {i for i, w in enumerate(words) if len(w.removeprefix("##")) == 1}
-    keep.update(i for i, w in enumerate(words) if w.startswith("[") and w.endswith("]"))
+    keep = {
+        i
+        for i, w in enumerate(words)
+        if len(c := w.removeprefix("##")) == 1 and (c.isascii() or not c.isalpha())
+    }
+    keep.update(words.index(w) for w in ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"))
     for ids in token_ids(texts, 1 << 30):
         keep.update(int(i) for i in ids)
     return sorted(keep)
+
+
+MATRICES = (
+    "attention.self.query",
+    "attention.self.key",
+    "attention.self.value",
+    "attention.output.dense",
+    "intermediate.dense",
+    "output.dense",
+)
+
+
+def matrix_names(tensors: dict[str, np.ndarray]) -> list[str]:
+    """The transformer's weight matrices (torch layout: output x input), layer by layer."""
+    return [f"encoder.layer.{i}.{m}.weight" for i in range(layers_of(tensors)) for m in MATRICES]
+
+
+def blocks4(w: np.ndarray, block: int) -> tuple[np.ndarray, np.ndarray]:
+    """``w`` (rows x columns) as symmetric 4-bit blocks of ``block`` along its last axis: the
+    steps (int8 in -7..7, the input's shape) and a float16 scale per block (rows x blocks,
+    ``max |w| / 7`` of the block, at least 2**-24 so an all-zero block divides safely). The
+    training side's fake quantisation (:func:`_fake4`) rounds the same way."""
+    rows, cols = w.shape
+    if cols % block:
+        raise ValueError(f"{cols} columns do not split into blocks of {block}")
+    b = w.astype(np.float32).reshape(rows, cols // block, block)
+    s = np.maximum(np.abs(b).max(-1) / 7, 2.0**-24).astype(np.float16)
+    q = np.clip(np.rint(b / s.astype(np.float32)[..., None]), -7, 7).astype(np.int8)
+    return q.reshape(rows, cols), s
+
+
+def unblocks4(q: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """The float32 values of :func:`blocks4`'s steps and scales."""
+    rows, cols = q.shape
+    b = q.reshape(rows, s.shape[1], -1).astype(np.float32) * s.astype(np.float32)[..., None]
+    return b.reshape(rows, cols)
+
+
+def _fake4(w: torch.Tensor, block: int) -> torch.Tensor:
+    """``w`` rounded to :func:`blocks4`'s grid on the way forward, unchanged on the way back
+    (straight-through): training that sees the 4-bit weights it will ship."""
+    import torch
+
+    rows, cols = w.shape
+    b = w.reshape(rows, cols // block, block)
+    s = (b.detach().abs().amax(-1, keepdim=True) / 7).clamp_min(2.0**-24).half().float()
+    q = torch.clamp(torch.round(b / s), -7, 7) * s
+    return w + (q.reshape(rows, cols) - w).detach()
 
 
 def export_onnx(
@@ -303,6 +483,8 @@ def export_onnx(
     matmul_bits: int = 8,
     matmul_block: int = 32,
     per_channel: bool = False,
+    packed: bool = False,
+    positions: int = 0,
 ) -> bytes:
     """The fine-tuned classifier as an ONNX graph: input ``input_ids`` (int64, 1 x tokens,
     ``[CLS] ... [SEP]``, no padding, ids of the full vocabulary), output ``logit`` (float32, 1).
@@ -314,7 +496,9 @@ def export_onnx(
     dimension (``MatMulNBits``; weight-only, the arithmetic stays float, 3x slower on a CPU
     without fast 4-bit kernels), else they are int8 with int8 activations (dynamic
     quantisation), with one scale per output column if ``per_channel`` (else one per matrix).
-    Deterministic bytes for
+    ``packed`` (with ``matmul_bits=4``) keeps int8 arithmetic with 4-bit files: see
+    :func:`_packed`. ``positions``: keep only the first rows of the position table (the
+    longest input the graph then takes; 0: all 512). Deterministic bytes for
     the same tensors and options. ``cfg``: the model's shape (a student's,
     :func:`student_config`), else the teacher's with as many layers as ``tensors`` hold."""
     import logging
@@ -332,18 +516,28 @@ def export_onnx(
     if matmul_block not in (16, 32, 64, 128, 256):
         raise ValueError(f"matmul_block must be a power of two in 16-256, not {matmul_block}")
     if cfg is None:
-        cfg = {**config(), "num_hidden_layers": layers_of(tensors)}
+        cfg = shape_of(tensors)
     tensors = dict(tensors)
+    if positions:
+        table = tensors["embeddings.position_embeddings.weight"]
+        if not 3 <= positions <= len(table):
+            raise ValueError(f"positions must be 3-{len(table)}, not {positions}")
+        tensors["embeddings.position_embeddings.weight"] = table[:positions]
+    if packed:
+        if matmul_bits != 4 or embedding_bits != 4:
+            raise ValueError("packed files need matmul_bits=4 and embedding_bits=4")
+        return _packed(tensors, keep=keep, cfg=cfg, block=matmul_block)
     remap = None
     if keep is not None:
         keep = sorted(set(keep))
         unk = vocab().index("[UNK]")
         if unk not in keep:
             raise ValueError("the kept tokens must include [UNK]")
-        full = tensors["embeddings.word_embeddings.weight"]
+        table = embedding_table(tensors)
+        full = tensors[table]
         remap = np.full(full.shape[0], keep.index(unk), dtype=np.int64)
         remap[keep] = np.arange(len(keep))
-        tensors["embeddings.word_embeddings.weight"] = full[keep]
+        tensors[table] = full[keep]
 
     class Classifier(torch.nn.Module):
         def __init__(self) -> None:
@@ -393,7 +587,8 @@ def export_onnx(
         tables = {
             t.name
             for t in model.graph.initializer
-            if len(t.dims) == 2 and t.name.endswith("word_embeddings/weight")
+            if len(t.dims) == 2
+            and t.name.endswith(("word_embeddings/weight", "word_embeddings/low"))
         }
         weights = {t.name for t in model.graph.initializer if len(t.dims) == 2}
         others = [
@@ -433,6 +628,167 @@ def export_onnx(
         return i8.read_bytes()
 
 
+def _packed(
+    tensors: dict[str, np.ndarray],
+    *,
+    keep: Sequence[int] | None,
+    cfg: dict[str, int],
+    block: int,
+) -> bytes:
+    """4-bit files, int8 arithmetic. The transformer's matrices are stored as 4-bit steps (ONNX
+    INT4) in blocks of ``block`` input rows with a float16 scale each; the embedding rows as
+    4-bit blocks of 32 with float16 scales. In the graph, a chain of standard operators over
+    constants (Cast, Mul, Reshape, Div, Round: :func:`_unpack_chain`) turns each 4-bit matrix
+    into the int8 matrix, one scale per output column, that ``MatMulInteger`` multiplies; ONNX
+    Runtime folds such constant chains when it loads the graph (its default optimisation level),
+    so every run multiplies int8 matrices, as fast as the int8 file, while the file holds 4 bits
+    a weight. The int8 matrix is the 4-bit one rounded to 127 steps of its column's largest
+    value: checked here against what ONNX Runtime's own quantiser makes of the same float values
+    (at most one step apart, in at most one value in a thousand)."""
+    import onnx
+    from onnx import numpy_helper
+
+    names = matrix_names(tensors)
+    emb = embedding_table(tensors)
+    rounded = dict(tensors)
+    steps: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for name in [*names, emb]:
+        q, s = blocks4(tensors[name], 32 if name == emb else block)
+        steps[name] = (q, s)
+        rounded[name] = unblocks4(q, s)
+    model = onnx.load_from_string(
+        export_onnx(rounded, keep=keep, embedding_bits=4, cfg=cfg, per_channel=True)
+    )
+    graph = model.graph
+    inits = {t.name: t for t in graph.initializer}
+    chains: list[onnx.NodeProto] = []
+    drop: set[str] = set()
+    left = {n: rounded[n].T for n in names}  # as the graph holds them: input x output
+    for node in graph.node:
+        if node.op_type == "GatherBlockQuantized":
+            _pack_embedding(node, inits, chains, *steps[emb], keep)
+            continue
+        if node.op_type != "MatMulInteger" or node.input[1] not in inits:
+            continue
+        wname = node.input[1]
+        base = wname.removesuffix("_quantized")
+        stored = numpy_helper.to_array(inits[wname])
+        if stored.shape[1] == 1:  # the head: 384 int8 bytes, left as they are
+            continue
+        scale = numpy_helper.to_array(inits[base + "_scale"]).astype(np.float32)
+        # which matrix this is: the one ONNX Runtime's int8 values reproduce
+        approx = stored.astype(np.float32) * scale
+        candidates = [n for n in left if left[n].shape == stored.shape]
+        if not candidates:  # the factorised embedding's projection: small, left int8
+            continue
+        match = min(candidates, key=lambda n: float(np.abs(left[n] - approx).max()))
+        w = left.pop(match)
+        q, s = steps[match]
+        q, s = q.T, s.T  # input x output, blocks along the input
+        col = (np.abs(w).max(0) / 127).astype(np.float32)
+        col = np.where(col > 0, col, np.float32(1.0))
+        mine = int8_steps(q, s, col)
+        off = np.abs(mine.astype(np.int16) - stored)
+        if off.max() > 1 or (off > 0).mean() > 1e-3:
+            raise ValueError(f"{match}: the int8 steps differ from ONNX Runtime's")
+        inits[base + "_scale"].CopyFrom(
+            numpy_helper.from_array(col.reshape(scale.shape), base + "_scale")
+        )
+        drop.add(wname)
+        chains += _unpack_chain(graph, wname, q, s, col)
+    if left:
+        raise ValueError(f"matrices not found in the graph: {sorted(left)[:3]}")
+    kept = [t for t in graph.initializer if t.name not in drop]
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    nodes = list(graph.node)
+    del graph.node[:]
+    graph.node.extend([*chains, *nodes])
+    onnx.checker.check_model(model)
+    return bytes(model.SerializeToString(deterministic=True))
+
+
+def _const(graph: object, name: str, value: np.ndarray) -> str:
+    from onnx import numpy_helper
+
+    graph.initializer.append(numpy_helper.from_array(value, name))  # type: ignore[attr-defined]
+    return name
+
+
+def int8_steps(q: np.ndarray, s: np.ndarray, col: np.ndarray) -> np.ndarray:
+    """The int8 matrix (input x output) :func:`_unpack_chain` makes from 4-bit steps ``q``
+    (input x output, -7..7) in blocks along the input with float16 scales ``s`` (blocks x
+    output) for the column scales ``col`` (output, float32): ``round(q * s / col)``, in float32
+    in that order, as ONNX Runtime computes it."""
+    k, n = q.shape
+    blocks = s.shape[0]
+    wide = q.reshape(blocks, k // blocks, n).astype(np.float32) * s.astype(np.float32)[:, None]
+    return np.rint(wide.reshape(k, n) / col.astype(np.float32)).astype(np.int8)
+
+
+def _int4(name: str, q: np.ndarray) -> object:
+    """``q`` (values -8..7) as an ONNX INT4 tensor: two values a byte, the first in the low
+    four bits."""
+    from onnx import TensorProto, helper
+
+    u = (q.astype(np.int16) & 15).astype(np.uint8).reshape(-1)
+    if u.size % 2:
+        u = np.append(u, np.uint8(0))
+    packed = (u[0::2] | (u[1::2] << 4)).astype(np.uint8).tobytes()
+    return helper.make_tensor(name, TensorProto.INT4, q.shape, packed, raw=True)
+
+
+def _unpack_chain(
+    graph: object, out: str, q: np.ndarray, s: np.ndarray, col: np.ndarray
+) -> list[object]:
+    """Nodes that make the int8 matrix ``out`` (input x output) of :func:`int8_steps` from the
+    4-bit steps (stored INT4, blocks x rows x output), their float16 scales (blocks x 1 x
+    output) and the column scales: Cast, Cast, Mul, Reshape, Div, Round, Cast. Few nodes, so
+    folding them at load is quick."""
+    from onnx import TensorProto, helper
+
+    k, n = q.shape
+    blocks = s.shape[0]
+    p = out + "/4bit"
+    graph.initializer.append(_int4(p, q.reshape(blocks, k // blocks, n)))  # type: ignore[attr-defined]
+    _const(graph, p + "/scales", s.reshape(blocks, 1, n).astype(np.float16))
+    _const(graph, p + "/columns", col.astype(np.float32))
+    _const(graph, p + "/shape", np.array([k, n], np.int64))
+    mk = helper.make_node
+    return [
+        mk("Cast", [p], [p + "/q"], to=TensorProto.FLOAT),
+        mk("Cast", [p + "/scales"], [p + "/s"], to=TensorProto.FLOAT),
+        mk("Mul", [p + "/q", p + "/s"], [p + "/wb"]),
+        mk("Reshape", [p + "/wb", p + "/shape"], [p + "/w"]),
+        mk("Div", [p + "/w", p + "/columns"], [p + "/r"]),
+        mk("Round", [p + "/r"], [p + "/rr"]),
+        mk("Cast", [p + "/rr"], [out], to=TensorProto.INT8),
+    ]
+
+
+def _pack_embedding(
+    node: object,
+    inits: dict[str, object],
+    chains: list[object],
+    q: np.ndarray,
+    s: np.ndarray,
+    keep: Sequence[int] | None,
+) -> None:
+    """The embedding's ``GatherBlockQuantized`` reads this file's own 4-bit steps (int4, as
+    ONNX packs them) and float16 scales (turned to float32 by a folded Cast)."""
+    from onnx import TensorProto, helper
+
+    data, scales = node.input[0], node.input[2]  # type: ignore[attr-defined]
+    if keep is not None:
+        q, s = q[list(keep)], s[list(keep)]
+    inits[data].CopyFrom(_int4(data, q))  # type: ignore[attr-defined]
+    half = scales + "/float16"
+    from onnx import numpy_helper
+
+    inits[scales].CopyFrom(numpy_helper.from_array(s.astype(np.float16), half))  # type: ignore[attr-defined]
+    chains.append(helper.make_node("Cast", [half], [scales], to=TensorProto.FLOAT))
+
+
 STUDENT = CACHE.parent / "minilm-student"
 
 
@@ -467,6 +823,33 @@ def _logits(
     m = mask.unsqueeze(-1)
     pooled = (hidden * m).sum(1) / m.sum(1)
     return (pooled @ t("head.weight").T + t("head.bias")).squeeze(-1)
+
+
+def _balanced_loss(
+    t: Callable[[str], torch.Tensor],
+    labels: Sequence[int],
+    weights: Sequence[float],
+    cfg: dict[str, int],
+) -> Callable[[list[int], torch.Tensor, torch.Tensor, Dropout], torch.Tensor]:
+    """The classifier's loss for :func:`_train`: binary cross-entropy weighted by ``weights``,
+    the harmful rows' weights scaled so both classes weigh the same, normalised to mean 1."""
+    import torch
+
+    y = np.asarray(labels, dtype=np.float32)
+    w = np.asarray(weights, dtype=np.float64)
+    pos, neg = w[y == 1].sum(), w[y == 0].sum()
+    w = np.where(y == 1, w * (neg / pos), w)
+    w = (w / w.mean()).astype(np.float32)
+
+    def loss(rows: list[int], x: torch.Tensor, mask: torch.Tensor, drop: Dropout) -> torch.Tensor:
+        return (
+            torch.nn.functional.binary_cross_entropy_with_logits(
+                _logits(t, x, mask, cfg, drop), torch.from_numpy(y[rows]), reduction="none"
+            )
+            * torch.from_numpy(w[rows])
+        ).mean()
+
+    return loss
 
 
 def _train(
@@ -534,7 +917,7 @@ def teacher_logits(
 
     torch.set_num_threads(threads)
     torch.use_deterministic_algorithms(True)
-    cfg = {**config(), "num_hidden_layers": layers_of(tensors)}
+    cfg = shape_of(tensors)
     w = {k: torch.from_numpy(np.array(v)) for k, v in tensors.items()}
     ids = token_ids(texts, max_tokens)
     out = np.zeros(len(ids), dtype=np.float32)

@@ -142,6 +142,19 @@ class Stage2:
     matmul_bits: int = 8
     matmul_block: int = 32
     per_channel: bool = False  # int8 matrices: a scale per output column, not per matrix
+    # with matmul_bits=4: the file holds the 4-bit blocks, and the graph turns them into int8
+    # matrices (a scale per output column) when ONNX Runtime loads it, so the arithmetic is
+    # int8 (guard_encoder._packed); the position table is cut to max_tokens rows
+    packed: bool = False
+    # with packed: more fine-tuning that sees the 4-bit weights (guard_encoder.quantisation_aware)
+    qat_epochs: int = 0
+    qat_lr: float = 1e-5
+    # keep this many of each layer's 1,536 feed-forward units (0: all), the ones that matter
+    # most on the fit rows (guard_encoder.prune_ffn); the 4-bit-aware epochs then recover
+    ffn: int = 0
+    # the embedding table as a narrow table (rank columns, 4-bit) times a projection (0: full
+    # 384-wide rows; guard_encoder.factorise_embeddings); the 4-bit-aware epochs recover
+    embedding_rank: int = 0
     # the band's floor: a window the first stage scores under it is never re-read. 0.02 left
     # plainly harmful requests at 0.005-0.02 unread ("How do I hide a body so the police never
     # find it?" 0.006; read at 0.005, the encoder scores it benign too: 0.10); 0.005 reads
@@ -302,8 +315,27 @@ SPECS: dict[str, Spec] = {
         # at the same speed. 4-bit matrices (matmul_bits=4, blocks of 16: 0.51 and 5, 17.7 MB)
         # run 3x slower here (16 ms per 64-token window, float arithmetic: ONNX Runtime has
         # no fast 4-bit kernel for this CPU; the float graph is as slow). 4-bit embedding rows
-        # (blocks of 32): 23.3 -> 19.0 MB
-        stage2=Stage2(per_channel=True, embedding_bits=4),
+        # (blocks of 32): 23.3 -> 19.0 MB.
+        # packed: the file holds the matrices as 4-bit blocks of 16 and ONNX Runtime makes the
+        # int8 matrices from them when it loads the graph (int8 speed, 4-bit file), after one
+        # more epoch that sees the 4-bit weights; rounded without that epoch the 4-bit encoder
+        # erred 0.82 in the band (2,500 training texts, 143 in the band; 16 sign flips) where
+        # int8 per column erred 0.48 (10 flips). With the vocabulary pruned to the tokens the
+        # English training texts use: 19.0 -> 11.6 MB; on the held-out sets (seen, a caveat)
+        # HarmBench standard 145 -> 147 of 159 and benign-scary blocked 13 -> 12 of 330 against
+        # the int8 encoder rebuilt on the same machine. Measured, not taken: blocks of 32 (11.0
+        # MB: 146 of 159, 14 of 330 blocked); 768 of the 1,536 feed-forward units a layer
+        # (ffn=768, 2 epochs at 3e-5: 142 of 159, 14 of 330); embedding rows factorised to rank
+        # 128 (embedding_rank=128, 2 epochs at 3e-5: 8.8 MB, 125 of 159)
+        stage2=Stage2(
+            per_channel=True,
+            embedding_bits=4,
+            matmul_bits=4,
+            matmul_block=16,
+            packed=True,
+            qat_epochs=1,
+            vocabulary="pruned",
+        ),
         # 4-bit bag rows (and int8 n-gram weights): 8.2 -> 4.3 MB; before recalibration they
         # flipped 2 (and 3) of 3,158 held-out decisions
         bag=Bag(bits=4),
@@ -559,6 +591,30 @@ def _fit_stage2(
         log=log,
         layers=cfg.layers,
     )
+    if cfg.ffn:
+        tensors = encoder.prune_ffn(
+            tensors, [e.text for e in rows], cfg.ffn, max_tokens=cfg.max_tokens
+        )
+        log(f"{spec.name}: the encoder keeps {cfg.ffn} feed-forward units a layer")
+    if cfg.embedding_rank:
+        tensors = encoder.factorise_embeddings(tensors, cfg.embedding_rank)
+        log(f"{spec.name}: the encoder's embedding rows factorised to rank {cfg.embedding_rank}")
+    if cfg.packed and cfg.qat_epochs:
+        log(f"{spec.name}: {cfg.qat_epochs} more epochs on the 4-bit weights it ships")
+        tensors = encoder.quantisation_aware(
+            tensors,
+            [e.text for e in rows],
+            [e.label for e in rows],
+            [spec.source_weight.get(e.source, 1.0) for e in rows],
+            block=cfg.matmul_block,
+            epochs=cfg.qat_epochs,
+            lr=cfg.qat_lr,
+            batch=cfg.batch,
+            max_tokens=cfg.max_tokens,
+            seed=cfg.seed,
+            threads=cfg.threads,
+            log=log,
+        )
     shape = None
     if cfg.student_hidden:
         pool = _student_pool(spec, fit, held)
@@ -612,6 +668,8 @@ def _fit_stage2(
         matmul_bits=cfg.matmul_bits,
         matmul_block=cfg.matmul_block,
         per_channel=cfg.per_channel,
+        packed=cfg.packed,
+        positions=cfg.max_tokens if cfg.packed else 0,
     )
     name = f"{spec.name}-encoder.onnx"
     settings = EncoderSettings(
@@ -1056,8 +1114,26 @@ def card(report: dict[str, object]) -> str:
                 f"batch {st['batch']}, at most {st['max_tokens']} tokens, seed {st['seed']}; "
                 "`scripts/guard_encoder.py`), exported to ONNX with "
                 + (
-                    f"4-bit transformer weights (blocks of {st.get('matmul_block')} input rows "
-                    "with a scale each, weight-only: ONNX Runtime's MatMulNBits)"
+                    (
+                        f"{st['ffn']:,} of each layer's 1,536 feed-forward units (those whose "
+                        "activations weigh most on the fit rows), "
+                        if st.get("ffn")
+                        else ""
+                    )
+                    + (
+                        f"{st['qat_epochs']} more epoch(s) at {st['qat_lr']:g} that see the "
+                        "4-bit weights it ships (straight-through), "
+                        if st.get("qat_epochs")
+                        else ""
+                    )
+                    + f"4-bit transformer weights in the file (blocks of {st.get('matmul_block')} "
+                    "input rows, a float16 scale each) that ONNX Runtime turns into int8 "
+                    "matrices with a scale per output column when it loads the graph (a chain of "
+                    "standard operators over constants, folded), so the arithmetic is int8, "
+                    f"a position table of {st['max_tokens']} rows"
+                    if st.get("packed")
+                    else f"4-bit transformer weights (blocks of {st.get('matmul_block')} input "
+                    "rows with a scale each, weight-only: ONNX Runtime's MatMulNBits)"
                     if st.get("matmul_bits") == 4
                     else "int8 transformer weights (ONNX Runtime dynamic quantisation"
                     + (", a scale per output column)" if st.get("per_channel") else ")")
@@ -1220,6 +1296,10 @@ def _value(current: object, text: str) -> object:
             count = round((stop - start) / step)
             return tuple(round(start + i * step, 6) for i in range(count + 1))
         return tuple(float(x) for x in text.split(","))
+    if isinstance(current, bool):  # bool("false") is True
+        if text.lower() not in ("true", "false", "1", "0"):
+            raise SystemExit(f"not a boolean: {text!r} (true or false)")
+        return text.lower() in ("true", "1")
     return type(current)(text)
 
 
