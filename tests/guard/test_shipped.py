@@ -13,6 +13,7 @@ import shutil
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from modelseal.errors import InputError, ModelRefused
@@ -362,7 +363,7 @@ def test_the_shipped_harm_guard_loads_its_second_stage_pinned_by_digest() -> Non
     data = onnx.read_bytes()
     assert hashlib.sha256(data).hexdigest() == settings.sha256
     assert data[:1] == b"\x08"  # field 1 of an ONNX ModelProto (ir_version), a varint
-    assert len(data) < 20 * 1024 * 1024  # int8 matrices, 4-bit embedding rows
+    assert len(data) < 14 * 1024 * 1024  # 4-bit matrices and embedding rows
     metrics = json.loads((MODELS_DIR / "harm.metrics.json").read_text())
     assert metrics["stage2"]["sha256"] == settings.sha256
     assert metrics["stage2"]["shift"] == settings.shift
@@ -405,6 +406,47 @@ def test_the_second_stage_leaves_other_languages_to_the_first() -> None:
     ):
         assert not guard.model.encoder.reads(text.lower()), text
         assert guard.score(text)[0] == first.score(text)[0], text
+
+
+def test_the_shipped_encoder_holds_4_bit_matrices_that_run_as_int8(tmp_path: Path) -> None:
+    """The file stores the transformer's matrices as 4-bit blocks; ONNX Runtime folds the chain
+    that turns them into int8 matrices when it loads the graph, so each run multiplies int8
+    values (the speed of an int8 file) and the optimised graph keeps none of the chain."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import numpy_helper
+
+    path = MODELS_DIR / "harm-encoder.onnx"
+    model = onnx.load(str(path))
+    inits = model.graph.initializer
+    big_int8 = [t for t in inits if t.data_type == onnx.TensorProto.INT8 and len(t.raw_data) > 4096]
+    assert not big_int8  # no int8 matrices in the file
+    four = [t for t in inits if t.data_type == onnx.TensorProto.INT4]
+    # six layers x (query, key, value, output, two feed-forward), and the embedding rows
+    assert len(four) == 37
+    ops = {n.op_type for n in model.graph.node}
+    assert {"Round", "MatMulInteger", "GatherBlockQuantized"} <= ops
+    opts = ort.SessionOptions()
+    opts.optimized_model_filepath = str(tmp_path / "optimised.onnx")
+    opts.log_severity_level = 4
+    session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    folded = onnx.load(str(tmp_path / "optimised.onnx"))
+    left = {n.op_type for n in folded.graph.node}
+    assert "Round" not in left, left
+    int8 = [
+        a
+        for a in (numpy_helper.to_array(t) for t in folded.graph.initializer)
+        if a.dtype == np.int8 and a.ndim == 2
+    ]
+    assert len(int8) >= 36
+    # and the unoptimised graph computes the same logit: folding changes speed, not values
+    plain = ort.SessionOptions()
+    plain.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    slow = ort.InferenceSession(str(path), plain, providers=["CPUExecutionProvider"])
+    ids = np.array([[101, 2129, 2079, 1045, 5637, 1037, 2813, 102]], dtype=np.int64)
+    fast_logit = session.run(None, {"input_ids": ids})[0]
+    slow_logit = slow.run(None, {"input_ids": ids})[0]
+    assert np.allclose(fast_logit, slow_logit, atol=0.05)
 
 
 def test_a_tampered_encoder_is_refused_by_the_seal_and_by_the_model_file(tmp_path: Path) -> None:
