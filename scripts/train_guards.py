@@ -1141,8 +1141,8 @@ def card(report: dict[str, object]) -> str:
                 + f" and {st.get('embedding_bits', 8)}-bit embedding rows"
                 + (
                     f", the vocabulary pruned to the {st['kept_tokens']:,} tokens the guards' "
-                    "English training texts use (single characters and special tokens included; "
-                    "any other token reads as [UNK])"
+                    "English training texts use (special tokens and ASCII or non-letter single "
+                    "characters included; any other token reads as [UNK])"
                     if st.get("kept_tokens")
                     else ""
                 )
