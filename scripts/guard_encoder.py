@@ -21,6 +21,7 @@ import json
 import math
 import zipfile
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import guard_corpus as corpus
@@ -246,6 +247,41 @@ def token_ids(texts: Sequence[str], max_tokens: int) -> list[np.ndarray]:
     ]
 
 
+def _cache_file(
+    prefix: str,
+    settings: object,
+    texts: Sequence[str],
+    labels: Sequence[int],
+    weights: Sequence[float],
+    tensors: dict[str, np.ndarray] | None = None,
+) -> Path:
+    """Where trained tensors are cached: ``.cache/guard-data/minilm-tuned/<prefix><digest>.npz``,
+    the digest over the settings, the starting ``tensors`` (if any) and the labelled rows."""
+    h = hashlib.sha256(json.dumps(settings).encode())
+    for k in sorted(tensors or {}):
+        h.update(k.encode() + np.ascontiguousarray(tensors[k]).tobytes())  # type: ignore[index]
+    for text, label, weight in zip(texts, labels, weights, strict=True):
+        h.update(f"{label}:{weight:.6g}:{text}\0".encode())
+    return TUNED / f"{prefix}{h.hexdigest()[:16]}.npz"
+
+
+def _deterministic(seed: int, threads: int) -> None:
+    """Seeded, single-path torch arithmetic: the same weights for the same thread count."""
+    import torch
+
+    torch.manual_seed(seed)
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(True)
+
+
+def _saved(params: torch.nn.ParameterDict, cached: Path) -> dict[str, np.ndarray]:
+    """The trained tensors under the encoder's names, written to the ``cached`` file too."""
+    out = {k.replace("/", "."): v.detach().numpy().copy() for k, v in params.items()}
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(cached, **out)  # type: ignore[arg-type]
+    return out
+
+
 def fine_tune(
     texts: Sequence[str],
     labels: Sequence[int],
@@ -272,18 +308,13 @@ def fine_tune(
     ]
     if layers:  # the first ``layers`` transformer layers only (0: all)
         settings.append({"layers": layers})
-    h = hashlib.sha256(json.dumps(settings).encode())
-    for text, label, weight in zip(texts, labels, weights, strict=True):
-        h.update(f"{label}:{weight:.6g}:{text}\0".encode())
-    cached = TUNED / f"{h.hexdigest()[:16]}.npz"
+    cached = _cache_file("", settings, texts, labels, weights)
     if cached.is_file():
         log(f"encoder: fine-tuned weights from {cached}")
         return dict(np.load(cached))
     import torch
 
-    torch.manual_seed(seed)
-    torch.set_num_threads(threads)
-    torch.use_deterministic_algorithms(True)
+    _deterministic(seed, threads)
     cfg = config()
     if layers:
         cfg["num_hidden_layers"] = layers
@@ -303,12 +334,8 @@ def fine_tune(
 
     ids = token_ids(texts, max_tokens)
     loss = _balanced_loss(t, labels, weights, cfg)
-
     _train(params, ids, batch, epochs=epochs, lr=lr, seed=seed, loss=loss, log=log, name="encoder")
-    out = {k.replace("/", "."): v.detach().numpy().copy() for k, v in params.items()}
-    TUNED.mkdir(parents=True, exist_ok=True)
-    np.savez(cached, **out)  # type: ignore[arg-type]
-    return out
+    return _saved(params, cached)
 
 
 def prune_ffn(
@@ -372,20 +399,13 @@ def quantisation_aware(
     determinism as :func:`fine_tune`; cached under ``.cache/guard-data/minilm-tuned`` by a
     digest of the tensors, data and settings."""
     settings = [epochs, lr, batch, max_tokens, seed, threads, block, DROPOUT, "qat4"]
-    h = hashlib.sha256(json.dumps(settings).encode())
-    for k in sorted(tensors):
-        h.update(k.encode() + np.ascontiguousarray(tensors[k]).tobytes())
-    for text, label, weight in zip(texts, labels, weights, strict=True):
-        h.update(f"{label}:{weight:.6g}:{text}\0".encode())
-    cached = TUNED / f"qat-{h.hexdigest()[:16]}.npz"
+    cached = _cache_file("qat-", settings, texts, labels, weights, tensors)
     if cached.is_file():
         log(f"encoder: 4-bit-aware weights from {cached}")
         return dict(np.load(cached))
     import torch
 
-    torch.manual_seed(seed)
-    torch.set_num_threads(threads)
-    torch.use_deterministic_algorithms(True)
+    _deterministic(seed, threads)
     cfg = shape_of(tensors)
     params = torch.nn.ParameterDict(
         {k.replace(".", "/"): torch.from_numpy(np.array(v)) for k, v in tensors.items()}
@@ -399,12 +419,8 @@ def quantisation_aware(
 
     ids = token_ids(texts, max_tokens)
     loss = _balanced_loss(t, labels, weights, cfg)
-
     _train(params, ids, batch, epochs=epochs, lr=lr, seed=seed, loss=loss, log=log, name="4-bit")
-    out = {k.replace("/", "."): v.detach().numpy().copy() for k, v in params.items()}
-    TUNED.mkdir(parents=True, exist_ok=True)
-    np.savez(cached, **out)  # type: ignore[arg-type]
-    return out
+    return _saved(params, cached)
 
 
 def kept_tokens(texts: Sequence[str]) -> list[int]:
@@ -503,7 +519,6 @@ def export_onnx(
     :func:`student_config`), else the teacher's with as many layers as ``tensors`` hold."""
     import logging
     import tempfile
-    from pathlib import Path
 
     import onnx
     import torch
@@ -1041,9 +1056,7 @@ def distil(
         return dict(np.load(cached))
     import torch
 
-    torch.manual_seed(seed)
-    torch.set_num_threads(threads)
-    torch.use_deterministic_algorithms(True)
+    _deterministic(seed, threads)
     params = torch.nn.ParameterDict(
         {
             k.replace(".", "/"): torch.from_numpy(v)

@@ -578,23 +578,22 @@ def _fit_stage2(
     assert cfg is not None
     rows = [e for e in fit if e.lang == "en" and spec.source_weight.get(e.source, 1.0) > 0]
     log(f"{spec.name}: fine-tuning the encoder on {len(rows)} English rows")
-    tensors = encoder.fine_tune(
+    labelled = (
         [e.text for e in rows],
         [e.label for e in rows],
         [spec.source_weight.get(e.source, 1.0) for e in rows],
-        epochs=cfg.epochs,
-        lr=cfg.lr,
-        batch=cfg.batch,
-        max_tokens=cfg.max_tokens,
-        seed=cfg.seed,
-        threads=cfg.threads,
-        log=log,
-        layers=cfg.layers,
+    )
+    run = {
+        "batch": cfg.batch,
+        "max_tokens": cfg.max_tokens,
+        "seed": cfg.seed,
+        "threads": cfg.threads,
+    }
+    tensors = encoder.fine_tune(
+        *labelled, epochs=cfg.epochs, lr=cfg.lr, layers=cfg.layers, log=log, **run
     )
     if cfg.ffn:
-        tensors = encoder.prune_ffn(
-            tensors, [e.text for e in rows], cfg.ffn, max_tokens=cfg.max_tokens
-        )
+        tensors = encoder.prune_ffn(tensors, labelled[0], cfg.ffn, max_tokens=cfg.max_tokens)
         log(f"{spec.name}: the encoder keeps {cfg.ffn} feed-forward units a layer")
     if cfg.embedding_rank:
         tensors = encoder.factorise_embeddings(tensors, cfg.embedding_rank)
@@ -603,17 +602,12 @@ def _fit_stage2(
         log(f"{spec.name}: {cfg.qat_epochs} more epochs on the 4-bit weights it ships")
         tensors = encoder.quantisation_aware(
             tensors,
-            [e.text for e in rows],
-            [e.label for e in rows],
-            [spec.source_weight.get(e.source, 1.0) for e in rows],
+            *labelled,
             block=cfg.matmul_block,
             epochs=cfg.qat_epochs,
             lr=cfg.qat_lr,
-            batch=cfg.batch,
-            max_tokens=cfg.max_tokens,
-            seed=cfg.seed,
-            threads=cfg.threads,
             log=log,
+            **run,
         )
     shape = None
     if cfg.student_hidden:
