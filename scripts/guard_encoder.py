@@ -391,14 +391,18 @@ def quantisation_aware(
     seed: int,
     threads: int,
     log: Callable[[str], None],
+    levels: int = 7,
 ) -> dict[str, np.ndarray]:
     """More fine-tuning of the fine-tuned ``tensors`` that sees, on the way forward, the 4-bit
     weights :func:`_packed` will ship (the transformer's matrices in blocks of ``block``, the
     embedding rows in blocks of 32; straight-through gradients, :func:`_fake4`), so the
     shipped 4-bit model is fitted rather than rounded after the fact. The same loss, loop and
     determinism as :func:`fine_tune`; cached under ``.cache/guard-data/minilm-tuned`` by a
-    digest of the tensors, data and settings."""
-    settings = [epochs, lr, batch, max_tokens, seed, threads, block, DROPOUT, "qat4"]
+    digest of the tensors, data and settings. ``levels``: the matrices' steps each side of 0
+    (7: 4 bits; 3: 3-bit values, stored in the 4-bit container, for measuring)."""
+    settings: list[object] = [epochs, lr, batch, max_tokens, seed, threads, block, DROPOUT, "qat4"]
+    if levels != 7:  # fewer steps than 4 bits hold (a measurement of 3-bit weights)
+        settings.append({"levels": levels})
     cached = _cache_file("qat-", settings, texts, labels, weights, tensors)
     if cached.is_file():
         log(f"encoder: 4-bit-aware weights from {cached}")
@@ -410,12 +414,12 @@ def quantisation_aware(
     params = torch.nn.ParameterDict(
         {k.replace(".", "/"): torch.from_numpy(np.array(v)) for k, v in tensors.items()}
     )
-    four = dict.fromkeys(matrix_names(tensors), block)
-    four[embedding_table(tensors)] = 32
+    four = dict.fromkeys(matrix_names(tensors), (block, levels))
+    four[embedding_table(tensors)] = (32, 7)
 
     def t(name: str) -> torch.Tensor:
         w = params[name.replace(".", "/")]
-        return _fake4(w, four[name]) if name in four else w
+        return _fake4(w, *four[name]) if name in four else w
 
     ids = token_ids(texts, max_tokens)
     loss = _balanced_loss(t, labels, weights, cfg)
@@ -457,7 +461,7 @@ def matrix_names(tensors: dict[str, np.ndarray]) -> list[str]:
     return [f"encoder.layer.{i}.{m}.weight" for i in range(layers_of(tensors)) for m in MATRICES]
 
 
-def blocks4(w: np.ndarray, block: int) -> tuple[np.ndarray, np.ndarray]:
+def blocks4(w: np.ndarray, block: int, levels: int = 7) -> tuple[np.ndarray, np.ndarray]:
     """``w`` (rows x columns) as symmetric 4-bit blocks of ``block`` along its last axis: the
     steps (int8 in -7..7, the input's shape) and a float16 scale per block (rows x blocks,
     ``max |w| / 7`` of the block, at least 2**-24 so an all-zero block divides safely). The
@@ -466,8 +470,8 @@ def blocks4(w: np.ndarray, block: int) -> tuple[np.ndarray, np.ndarray]:
     if cols % block:
         raise ValueError(f"{cols} columns do not split into blocks of {block}")
     b = w.astype(np.float32).reshape(rows, cols // block, block)
-    s = np.maximum(np.abs(b).max(-1) / 7, 2.0**-24).astype(np.float16)
-    q = np.clip(np.rint(b / s.astype(np.float32)[..., None]), -7, 7).astype(np.int8)
+    s = np.maximum(np.abs(b).max(-1) / levels, 2.0**-24).astype(np.float16)
+    q = np.clip(np.rint(b / s.astype(np.float32)[..., None]), -levels, levels).astype(np.int8)
     return q.reshape(rows, cols), s
 
 
@@ -478,15 +482,15 @@ def unblocks4(q: np.ndarray, s: np.ndarray) -> np.ndarray:
     return b.reshape(rows, cols)
 
 
-def _fake4(w: torch.Tensor, block: int) -> torch.Tensor:
+def _fake4(w: torch.Tensor, block: int, levels: int = 7) -> torch.Tensor:
     """``w`` rounded to :func:`blocks4`'s grid on the way forward, unchanged on the way back
     (straight-through): training that sees the 4-bit weights it will ship."""
     import torch
 
     rows, cols = w.shape
     b = w.reshape(rows, cols // block, block)
-    s = (b.detach().abs().amax(-1, keepdim=True) / 7).clamp_min(2.0**-24).half().float()
-    q = torch.clamp(torch.round(b / s), -7, 7) * s
+    s = (b.detach().abs().amax(-1, keepdim=True) / levels).clamp_min(2.0**-24).half().float()
+    q = torch.clamp(torch.round(b / s), -levels, levels) * s
     return w + (q.reshape(rows, cols) - w).detach()
 
 
@@ -501,6 +505,7 @@ def export_onnx(
     per_channel: bool = False,
     packed: bool = False,
     positions: int = 0,
+    levels: int = 7,
 ) -> bytes:
     """The fine-tuned classifier as an ONNX graph: input ``input_ids`` (int64, 1 x tokens,
     ``[CLS] ... [SEP]``, no padding, ids of the full vocabulary), output ``logit`` (float32, 1).
@@ -541,7 +546,7 @@ def export_onnx(
     if packed:
         if matmul_bits != 4 or embedding_bits != 4:
             raise ValueError("packed files need matmul_bits=4 and embedding_bits=4")
-        return _packed(tensors, keep=keep, cfg=cfg, block=matmul_block)
+        return _packed(tensors, keep=keep, cfg=cfg, block=matmul_block, levels=levels)
     remap = None
     if keep is not None:
         keep = sorted(set(keep))
@@ -649,6 +654,7 @@ def _packed(
     keep: Sequence[int] | None,
     cfg: dict[str, int],
     block: int,
+    levels: int = 7,
 ) -> bytes:
     """4-bit files, int8 arithmetic. The transformer's matrices are stored as 4-bit steps (ONNX
     INT4) in blocks of ``block`` input rows with a float16 scale each; the embedding rows as
@@ -668,7 +674,7 @@ def _packed(
     rounded = dict(tensors)
     steps: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for name in [*names, emb]:
-        q, s = blocks4(tensors[name], 32 if name == emb else block)
+        q, s = blocks4(tensors[name], *((32, 7) if name == emb else (block, levels)))
         steps[name] = (q, s)
         rounded[name] = unblocks4(q, s)
     model = onnx.load_from_string(

@@ -149,6 +149,9 @@ class Stage2:
     # with packed: more fine-tuning that sees the 4-bit weights (guard_encoder.quantisation_aware)
     qat_epochs: int = 0
     qat_lr: float = 1e-5
+    # with packed: the matrices' 4-bit steps use -levels..levels (7; 3 measures 3-bit weights,
+    # still stored in the 4-bit container)
+    matmul_levels: int = 7
     # keep this many of each layer's 1,536 feed-forward units (0: all), the ones that matter
     # most on the fit rows (guard_encoder.prune_ffn); the 4-bit-aware epochs then recover
     ffn: int = 0
@@ -326,7 +329,9 @@ SPECS: dict[str, Spec] = {
         # the int8 encoder rebuilt on the same machine. Measured, not taken: blocks of 32 (11.0
         # MB: 146 of 159, 14 of 330 blocked); 768 of the 1,536 feed-forward units a layer
         # (ffn=768, 2 epochs at 3e-5: 142 of 159, 14 of 330); embedding rows factorised to rank
-        # 128 (embedding_rank=128, 2 epochs at 3e-5: 8.8 MB, 125 of 159)
+        # 128 (embedding_rank=128, 2 epochs at 3e-5: 8.8 MB, 125 of 159); 3-bit steps for the
+        # matrices (matmul_levels=3, 2 epochs at 2e-5; would be about 1.3 MB less in a 3-bit
+        # container): 142 of 159, 13 of 330
         stage2=Stage2(
             per_channel=True,
             embedding_bits=4,
@@ -606,6 +611,7 @@ def _fit_stage2(
             block=cfg.matmul_block,
             epochs=cfg.qat_epochs,
             lr=cfg.qat_lr,
+            levels=cfg.matmul_levels,
             log=log,
             **run,
         )
@@ -664,6 +670,7 @@ def _fit_stage2(
         per_channel=cfg.per_channel,
         packed=cfg.packed,
         positions=cfg.max_tokens if cfg.packed else 0,
+        levels=cfg.matmul_levels,
     )
     name = f"{spec.name}-encoder.onnx"
     settings = EncoderSettings(
