@@ -463,9 +463,10 @@ def matrix_names(tensors: dict[str, np.ndarray]) -> list[str]:
 
 def blocks4(w: np.ndarray, block: int, levels: int = 7) -> tuple[np.ndarray, np.ndarray]:
     """``w`` (rows x columns) as symmetric 4-bit blocks of ``block`` along its last axis: the
-    steps (int8 in -7..7, the input's shape) and a float16 scale per block (rows x blocks,
-    ``max |w| / 7`` of the block, at least 2**-24 so an all-zero block divides safely). The
-    training side's fake quantisation (:func:`_fake4`) rounds the same way."""
+    steps (int8 in -levels..levels, 7 by default; the input's shape) and a float16 scale per
+    block (rows x blocks, ``max |w| / levels`` of the block, at least 2**-24 so an all-zero
+    block divides safely). The training side's fake quantisation (:func:`_fake4`) rounds the
+    same way."""
     rows, cols = w.shape
     if cols % block:
         raise ValueError(f"{cols} columns do not split into blocks of {block}")
