@@ -79,6 +79,9 @@ ALPHABET = st.sampled_from(
         # small capitals, a mathematical letter
         *("\u0430", "\u043e", "\u0421", "\u03bf", "\u0585", "\u13aa", "\u0434", "\u1d00"),
         *("\u0261", "\U0001d41a", "\u0435\u0301"),
+        # Arabic: a letter, tatweel, hamza above (composes with alef), a ligature whose NFKC
+        # form starts with a tatweel (U+FCF3: tatweel, damma, shadda)
+        *("\u0627", "\u0628", "\u0640", "\u0654", "\ufcf3"),
     ]
 )
 
@@ -303,3 +306,20 @@ def test_arabic_tatweel_is_removed_and_offsets_map_back() -> None:
     n = normalise("x \u0628\u0645\u0640\u0628 y")
     assert n.text == "x \u0628\u0645\u0628 y"
     assert n.span(2, 5) == (2, 6)
+
+
+def test_a_tatweel_that_nfkc_makes_is_removed_too() -> None:
+    """U+FCF3 (a medial ligature of shadda and damma) is tatweel + damma + shadda under NFKC:
+    the tatweel NFKC makes goes as the text's own would, so normalising twice changes nothing
+    (atheris found "4\u7f11\ufcf3..." where the second pass still took one out)."""
+    text = "card 4\u7f11\ufcf3\ufcf3 done"
+    n = normalise(text)
+    assert "\u0640" not in n.text
+    # the four marks, in NFKC's canonical order
+    assert n.text == unicodedata.normalize("NFKC", "card 4\u7f11\u064f\u0651\u064f\u0651 done")
+    assert normalise(n.text).text == n.text
+    assert len(n.text) == visible_length(text)
+    assert n.index is not None
+    assert list(n.index) == sorted(n.index)
+    # the marks map back to their segment: the letter they sit on and the two ligatures
+    assert n.span(7, 11) == (6, 9)

@@ -98,27 +98,39 @@ def visible_length(text: str) -> int:
     """The length of the normalised text (what a match length is measured in)."""
     if text.isascii():
         return len(text)
-    return len(unicodedata.normalize("NFKC", strip_invisible(text)))
+    return len(_settled(strip_invisible(text)))
+
+
+def _settled(text: str) -> str:
+    """NFKC of ``text`` (already without invisible characters) and without the invisible
+    characters NFKC itself can make (a ligature's tatweel: U+FCF3 is tatweel, damma and
+    shadda), repeated while that changes anything (taking a tatweel out can let NFKC compose
+    the letters around it), so the result is stable under both."""
+    for _ in range(_SETTLE_ROUNDS):
+        folded = _IGNORABLE_RUN.sub("", unicodedata.normalize("NFKC", text))
+        if folded == text:
+            break
+        text = folded
+    return text
+
+
+_SETTLE_ROUNDS = 4  # a bound: the inputs seen so far settle in two rounds
 
 
 @lru_cache(maxsize=32)
 def _normalise_unicode(text: str) -> Normalised:
-    kept: list[int] | None = None
-    stripped = text
+    index: list[int] | None = None
+    result = text
     if _IGNORABLE_RUN.search(text) is not None:
-        kept = []
-        at = 0
-        for run in _IGNORABLE_RUN.finditer(text):
-            kept.extend(range(at, run.start()))
-            at = run.end()
-        kept.extend(range(at, len(text)))
-        stripped = _IGNORABLE_RUN.sub("", text)
-    index: list[int] | None = kept
-    result = stripped
-    if not unicodedata.is_normalized("NFKC", stripped):
-        result = unicodedata.normalize("NFKC", stripped)
-        origin = kept if kept is not None else range(len(stripped))
-        index = _nfkc_index(stripped, result, origin)
+        index, result = _without_invisible(text, list(range(len(text))))
+    for _ in range(_SETTLE_ROUNDS):  # see _settled: NFKC can make an invisible character
+        if unicodedata.is_normalized("NFKC", result):
+            break
+        folded = unicodedata.normalize("NFKC", result)
+        index = _nfkc_index(result, folded, index if index is not None else range(len(result)))
+        result = folded
+        if _IGNORABLE_RUN.search(result) is not None:
+            index, result = _without_invisible(result, index)
     folded = fold_homoglyphs(result)  # one character for one: the index stays as it is
     if index is None:
         if folded is text:
@@ -126,6 +138,21 @@ def _normalise_unicode(text: str) -> Normalised:
         index = list(range(len(text)))
     index.append(len(text))
     return Normalised(folded, len(text), tuple(index))
+
+
+def _without_invisible(text: str, index: list[int]) -> tuple[list[int], str]:
+    """``text`` without its invisible characters, and ``index`` (an offset per character)
+    without their entries."""
+    kept: list[int] = []
+    pieces: list[str] = []
+    at = 0
+    for run in _IGNORABLE_RUN.finditer(text):
+        kept.extend(index[at : run.start()])
+        pieces.append(text[at : run.start()])
+        at = run.end()
+    kept.extend(index[at:])
+    pieces.append(text[at:])
+    return kept, "".join(pieces)
 
 
 def strip_invisible(text: str) -> str:
