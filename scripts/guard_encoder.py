@@ -392,6 +392,8 @@ def quantisation_aware(
     threads: int,
     log: Callable[[str], None],
     levels: int = 7,
+    targets: np.ndarray | None = None,
+    embedding_levels: int = 7,
 ) -> dict[str, np.ndarray]:
     """More fine-tuning of the fine-tuned ``tensors`` that sees, on the way forward, the 4-bit
     weights :func:`_packed` will ship (the transformer's matrices in blocks of ``block``, the
@@ -399,10 +401,17 @@ def quantisation_aware(
     shipped 4-bit model is fitted rather than rounded after the fact. The same loss, loop and
     determinism as :func:`fine_tune`; cached under ``.cache/guard-data/minilm-tuned`` by a
     digest of the tensors, data and settings. ``levels``: the matrices' steps each side of 0
-    (7: 4 bits; 3: 3-bit values, stored in the 4-bit container, for measuring)."""
+    (7: 4 bits; 3: 3-bit values, stored in the 4-bit container, for measuring). ``targets``: a
+    teacher's logits for ``texts``; their squared error is added to the loss (a student keeps
+    its teacher's judgement while it learns the 4-bit weights)."""
     settings: list[object] = [epochs, lr, batch, max_tokens, seed, threads, block, DROPOUT, "qat4"]
     if levels != 7:  # fewer steps than 4 bits hold (a measurement of 3-bit weights)
         settings.append({"levels": levels})
+    if embedding_levels != 7:  # the same for the embedding rows
+        settings.append({"embedding_levels": embedding_levels})
+    if targets is not None:
+        digest = hashlib.sha256(np.asarray(targets, "<f4").tobytes()).hexdigest()
+        settings.append({"teacher": digest})
     cached = _cache_file("qat-", settings, texts, labels, weights, tensors)
     if cached.is_file():
         log(f"encoder: 4-bit-aware weights from {cached}")
@@ -415,14 +424,14 @@ def quantisation_aware(
         {k.replace(".", "/"): torch.from_numpy(np.array(v)) for k, v in tensors.items()}
     )
     four = dict.fromkeys(matrix_names(tensors), (block, levels))
-    four[embedding_table(tensors)] = (32, 7)
+    four[embedding_table(tensors)] = (32, embedding_levels)
 
     def t(name: str) -> torch.Tensor:
         w = params[name.replace(".", "/")]
         return _fake4(w, *four[name]) if name in four else w
 
     ids = token_ids(texts, max_tokens)
-    loss = _balanced_loss(t, labels, weights, cfg)
+    loss = _balanced_loss(t, labels, weights, cfg, targets)
     _train(params, ids, batch, epochs=epochs, lr=lr, seed=seed, loss=loss, log=log, name="4-bit")
     return _saved(params, cached)
 
@@ -507,6 +516,7 @@ def export_onnx(
     packed: bool = False,
     positions: int = 0,
     levels: int = 7,
+    embedding_levels: int = 7,
 ) -> bytes:
     """The fine-tuned classifier as an ONNX graph: input ``input_ids`` (int64, 1 x tokens,
     ``[CLS] ... [SEP]``, no padding, ids of the full vocabulary), output ``logit`` (float32, 1).
@@ -547,7 +557,14 @@ def export_onnx(
     if packed:
         if matmul_bits != 4 or embedding_bits != 4:
             raise ValueError("packed files need matmul_bits=4 and embedding_bits=4")
-        return _packed(tensors, keep=keep, cfg=cfg, block=matmul_block, levels=levels)
+        return _packed(
+            tensors,
+            keep=keep,
+            cfg=cfg,
+            block=matmul_block,
+            levels=levels,
+            embedding_levels=embedding_levels,
+        )
     remap = None
     if keep is not None:
         keep = sorted(set(keep))
@@ -656,6 +673,7 @@ def _packed(
     cfg: dict[str, int],
     block: int,
     levels: int = 7,
+    embedding_levels: int = 7,
 ) -> bytes:
     """4-bit files, int8 arithmetic. The transformer's matrices are stored as 4-bit steps (ONNX
     INT4) in blocks of ``block`` input rows with a float16 scale each; the embedding rows as
@@ -666,7 +684,8 @@ def _packed(
     so every run multiplies int8 matrices, as fast as the int8 file, while the file holds 4 bits
     a weight. The int8 matrix is the 4-bit one rounded to 127 steps of its column's largest
     value: checked here against what ONNX Runtime's own quantiser makes of the same float values
-    (at most one step apart, in at most one value in a thousand)."""
+    (at most one step apart, in at most one value in a thousand). The pruned vocabulary's id
+    table is stored as int16 and cast back to int64 by another folded Cast."""
     import onnx
     from onnx import numpy_helper
 
@@ -675,7 +694,7 @@ def _packed(
     rounded = dict(tensors)
     steps: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for name in [*names, emb]:
-        q, s = blocks4(tensors[name], *((32, 7) if name == emb else (block, levels)))
+        q, s = blocks4(tensors[name], *((32, embedding_levels) if name == emb else (block, levels)))
         steps[name] = (q, s)
         rounded[name] = unblocks4(q, s)
     model = onnx.load_from_string(
@@ -686,9 +705,18 @@ def _packed(
     chains: list[onnx.NodeProto] = []
     drop: set[str] = set()
     left = {n: rounded[n].T for n in names}  # as the graph holds them: input x output
+    instead: dict[str, list[onnx.NodeProto]] = {}  # nodes that replace a node, by its output
     for node in graph.node:
         if node.op_type == "GatherBlockQuantized":
-            _pack_embedding(node, inits, chains, *steps[emb], keep)
+            q, s = steps[emb]
+            if keep is not None:
+                q, s = q[list(keep)], s[list(keep)]
+            if embedding_levels == 7:
+                _pack_embedding(node, inits, chains, q, s)
+            else:
+                instead[node.output[0]] = _plane_embedding(
+                    graph, node, chains, drop, q, s, embedding_levels
+                )
             continue
         if node.op_type != "MatMulInteger" or node.input[1] not in inits:
             continue
@@ -717,17 +745,34 @@ def _packed(
             numpy_helper.from_array(col.reshape(scale.shape), base + "_scale")
         )
         drop.add(wname)
-        chains += _unpack_chain(graph, wname, q, s, col)
+        chains += _unpack_chain(graph, wname, q, s, col, levels)
     if left:
         raise ValueError(f"matrices not found in the graph: {sorted(left)[:3]}")
+    _int16_ids(graph, inits, chains, drop)
     kept = [t for t in graph.initializer if t.name not in drop]
     del graph.initializer[:]
     graph.initializer.extend(kept)
-    nodes = list(graph.node)
+    nodes = [m for n in graph.node for m in instead.get(n.output[0] if n.output else "", [n])]
     del graph.node[:]
     graph.node.extend([*chains, *nodes])
     onnx.checker.check_model(model)
     return bytes(model.SerializeToString(deterministic=True))
+
+
+def _int16_ids(
+    graph: object, inits: dict[str, object], chains: list[object], drop: set[str]
+) -> None:
+    """The pruned vocabulary's id table (``remap``, int64) stored as int16 (ids below 32,768)
+    and cast back to int64 by a Cast that ONNX Runtime folds when it loads the graph."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    if "remap" not in inits:
+        return
+    remap = numpy_helper.to_array(inits["remap"])  # type: ignore[arg-type]
+    if remap.max(initial=0) < 1 << 15:
+        drop.add("remap")
+        _const(graph, "remap/int16", remap.astype(np.int16))
+        chains.append(helper.make_node("Cast", ["remap/int16"], ["remap"], to=TensorProto.INT64))
 
 
 def _const(graph: object, name: str, value: np.ndarray) -> str:
@@ -760,28 +805,85 @@ def _int4(name: str, q: np.ndarray) -> object:
     return helper.make_tensor(name, TensorProto.INT4, q.shape, packed, raw=True)
 
 
+def plane_bits(levels: int) -> int:
+    """Bits a step of -levels..levels takes as an unsigned code (``step + levels``)."""
+    if not 1 <= levels <= 7:
+        raise ValueError(f"levels must be 1-7, not {levels}")
+    return int(2 * levels).bit_length()
+
+
+def planes(q: np.ndarray, levels: int) -> np.ndarray:
+    """Steps ``q`` (-levels..levels, any shape, a multiple of 8 values) as bit planes: the code
+    ``q + levels`` cut into its :func:`plane_bits` bits, each bit of all values packed eight to
+    a byte (value ``8 * j + i`` in bit ``i`` of byte ``j``); shape (bits, values / 8, 1),
+    uint8. 3-bit steps (levels 3) take 3 bits a value on disk, where ONNX has no 3-bit type."""
+    if q.size % 8:
+        raise ValueError(f"{q.size} values do not fill whole bytes")
+    if np.abs(q).max(initial=0) > levels:
+        raise ValueError(f"steps exceed -{levels}..{levels}")
+    code = (q.astype(np.int16).reshape(-1) + levels).astype(np.uint8)
+    bits = plane_bits(levels)
+    rows = [np.packbits((code >> b) & 1, bitorder="little") for b in range(bits)]
+    return np.stack(rows)[..., None]
+
+
+def _plane_chain(
+    graph: object, p: str, q: np.ndarray, levels: int, shape: Sequence[int]
+) -> tuple[list[object], str]:
+    """Nodes that read :func:`planes` back as float steps of ``shape``: BitShift each byte by
+    0-7, BitwiseAnd 1, Cast, weigh each plane by its bit's value, ReduceSum over the planes,
+    subtract ``levels``, Reshape. Returns the nodes and the name of their output."""
+    from onnx import TensorProto, helper
+
+    bits = plane_bits(levels)
+    _const(graph, p + "/planes", planes(q, levels))
+    _const(graph, p + "/shifts", np.arange(8, dtype=np.uint8).reshape(1, 1, 8))
+    _const(graph, p + "/one", np.array([1], np.uint8))
+    _const(graph, p + "/values", (2.0 ** np.arange(bits)).astype(np.float32).reshape(bits, 1, 1))
+    _const(graph, p + "/axes", np.array([0], np.int64))
+    _const(graph, p + "/levels", np.array([levels], np.float32))
+    _const(graph, p + "/shape", np.array(shape, np.int64))
+    mk = helper.make_node
+    nodes = [
+        mk("BitShift", [p + "/planes", p + "/shifts"], [p + "/shifted"], direction="RIGHT"),
+        mk("BitwiseAnd", [p + "/shifted", p + "/one"], [p + "/bit"]),
+        mk("Cast", [p + "/bit"], [p + "/bitf"], to=TensorProto.FLOAT),
+        mk("Mul", [p + "/bitf", p + "/values"], [p + "/weighed"]),
+        mk("ReduceSum", [p + "/weighed", p + "/axes"], [p + "/code"], keepdims=0),
+        mk("Sub", [p + "/code", p + "/levels"], [p + "/flat"]),
+        mk("Reshape", [p + "/flat", p + "/shape"], [p + "/q"]),
+    ]
+    return nodes, p + "/q"
+
+
 def _unpack_chain(
-    graph: object, out: str, q: np.ndarray, s: np.ndarray, col: np.ndarray
+    graph: object, out: str, q: np.ndarray, s: np.ndarray, col: np.ndarray, levels: int = 7
 ) -> list[object]:
     """Nodes that make the int8 matrix ``out`` (input x output) of :func:`int8_steps` from the
     4-bit steps (stored INT4, blocks x rows x output), their float16 scales (blocks x 1 x
     output) and the column scales: Cast, Cast, Mul, Reshape, Div, Round, Cast. Few nodes, so
-    folding them at load is quick."""
+    folding them at load is quick. Steps of fewer ``levels`` (3: 3-bit) are stored as bit
+    planes instead of INT4 (:func:`planes`, read back by :func:`_plane_chain`)."""
     from onnx import TensorProto, helper
 
     k, n = q.shape
     blocks = s.shape[0]
     p = out + "/4bit"
-    graph.initializer.append(_int4(p, q.reshape(blocks, k // blocks, n)))  # type: ignore[attr-defined]
+    mk = helper.make_node
+    if levels == 7:
+        graph.initializer.append(_int4(p, q.reshape(blocks, k // blocks, n)))  # type: ignore[attr-defined]
+        unpack = [mk("Cast", [p], [p + "/q"], to=TensorProto.FLOAT)]
+    else:
+        p = out + f"/{plane_bits(levels)}bit"
+        unpack, _ = _plane_chain(graph, p, q, levels, (blocks, k // blocks, n))
     _const(graph, p + "/scales", s.reshape(blocks, 1, n).astype(np.float16))
     _const(graph, p + "/columns", col.astype(np.float32))
-    _const(graph, p + "/shape", np.array([k, n], np.int64))
-    mk = helper.make_node
+    _const(graph, p + "/wshape", np.array([k, n], np.int64))
     return [
-        mk("Cast", [p], [p + "/q"], to=TensorProto.FLOAT),
+        *unpack,
         mk("Cast", [p + "/scales"], [p + "/s"], to=TensorProto.FLOAT),
         mk("Mul", [p + "/q", p + "/s"], [p + "/wb"]),
-        mk("Reshape", [p + "/wb", p + "/shape"], [p + "/w"]),
+        mk("Reshape", [p + "/wb", p + "/wshape"], [p + "/w"]),
         mk("Div", [p + "/w", p + "/columns"], [p + "/r"]),
         mk("Round", [p + "/r"], [p + "/rr"]),
         mk("Cast", [p + "/rr"], [out], to=TensorProto.INT8),
@@ -794,21 +896,63 @@ def _pack_embedding(
     chains: list[object],
     q: np.ndarray,
     s: np.ndarray,
-    keep: Sequence[int] | None,
 ) -> None:
     """The embedding's ``GatherBlockQuantized`` reads this file's own 4-bit steps (int4, as
     ONNX packs them) and float16 scales (turned to float32 by a folded Cast)."""
     from onnx import TensorProto, helper
 
     data, scales = node.input[0], node.input[2]  # type: ignore[attr-defined]
-    if keep is not None:
-        q, s = q[list(keep)], s[list(keep)]
     inits[data].CopyFrom(_int4(data, q))  # type: ignore[attr-defined]
     half = scales + "/float16"
     from onnx import numpy_helper
 
     inits[scales].CopyFrom(numpy_helper.from_array(s.astype(np.float16), half))  # type: ignore[attr-defined]
     chains.append(helper.make_node("Cast", [half], [scales], to=TensorProto.FLOAT))
+
+
+def _plane_embedding(
+    graph: object,
+    node: object,
+    chains: list[object],
+    drop: set[str],
+    q: np.ndarray,
+    s: np.ndarray,
+    levels: int,
+) -> list[object]:
+    """In place of the embedding's ``GatherBlockQuantized``, for steps of fewer ``levels``
+    than 4 bits hold (3: 3-bit): the rows stored as bit planes (:func:`planes`) and made an
+    int8 table when the graph loads (a folded :func:`_plane_chain` and Cast), their float16
+    scales made float32 (a folded Cast). Returns the nodes that run with each input: Gather
+    the rows and their scales, Cast, Reshape to blocks, Mul, Reshape back (values equal to
+    ``GatherBlockQuantized``'s: step x scale)."""
+    from onnx import TensorProto, helper
+
+    data, ids, scales = node.input[0], node.input[1], node.input[2]  # type: ignore[attr-defined]
+    (out,) = node.output  # type: ignore[attr-defined]
+    rows, width = q.shape
+    blocks = s.shape[1]
+    drop.update({data, scales})
+    p = data + f"/{plane_bits(levels)}bit"
+    unpack, steps = _plane_chain(graph, p, q, levels, (rows, width))
+    _const(graph, p + "/scales16", s.astype(np.float16))
+    _const(graph, p + "/blocked", np.array([0, 0, blocks, width // blocks], np.int64))
+    _const(graph, p + "/last", np.array([-1], np.int64))
+    _const(graph, p + "/rowshape", np.array([0, 0, width], np.int64))
+    mk = helper.make_node
+    chains += [
+        *unpack,
+        mk("Cast", [steps], [p + "/int8"], to=TensorProto.INT8),
+        mk("Cast", [p + "/scales16"], [p + "/scales"], to=TensorProto.FLOAT),
+    ]
+    return [
+        mk("Gather", [p + "/int8", ids], [p + "/rows"]),
+        mk("Gather", [p + "/scales", ids], [p + "/rowscales"]),
+        mk("Cast", [p + "/rows"], [p + "/rowsf"], to=TensorProto.FLOAT),
+        mk("Reshape", [p + "/rowsf", p + "/blocked"], [p + "/inblocks"]),
+        mk("Unsqueeze", [p + "/rowscales", p + "/last"], [p + "/bscales"]),
+        mk("Mul", [p + "/inblocks", p + "/bscales"], [p + "/scaled"]),
+        mk("Reshape", [p + "/scaled", p + "/rowshape"], [out]),
+    ]
 
 
 STUDENT = CACHE.parent / "minilm-student"
@@ -852,9 +996,11 @@ def _balanced_loss(
     labels: Sequence[int],
     weights: Sequence[float],
     cfg: dict[str, int],
+    targets: np.ndarray | None = None,
 ) -> Callable[[list[int], torch.Tensor, torch.Tensor, Dropout], torch.Tensor]:
     """The classifier's loss for :func:`_train`: binary cross-entropy weighted by ``weights``,
-    the harmful rows' weights scaled so both classes weigh the same, normalised to mean 1."""
+    the harmful rows' weights scaled so both classes weigh the same, normalised to mean 1; plus,
+    with a teacher's logits ``targets``, the mean squared error to them."""
     import torch
 
     y = np.asarray(labels, dtype=np.float32)
@@ -862,14 +1008,17 @@ def _balanced_loss(
     pos, neg = w[y == 1].sum(), w[y == 0].sum()
     w = np.where(y == 1, w * (neg / pos), w)
     w = (w / w.mean()).astype(np.float32)
+    z = None if targets is None else torch.from_numpy(np.asarray(targets, dtype=np.float32))
 
     def loss(rows: list[int], x: torch.Tensor, mask: torch.Tensor, drop: Dropout) -> torch.Tensor:
-        return (
+        out = _logits(t, x, mask, cfg, drop)
+        value = (
             torch.nn.functional.binary_cross_entropy_with_logits(
-                _logits(t, x, mask, cfg, drop), torch.from_numpy(y[rows]), reduction="none"
+                out, torch.from_numpy(y[rows]), reduction="none"
             )
             * torch.from_numpy(w[rows])
         ).mean()
+        return value if z is None else value + ((out - z[rows]) ** 2).mean()
 
     return loss
 

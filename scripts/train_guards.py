@@ -152,6 +152,8 @@ class Stage2:
     # with packed: the matrices' 4-bit steps use -levels..levels (7; 3 measures 3-bit weights,
     # still stored in the 4-bit container)
     matmul_levels: int = 7
+    # the same for the embedding rows (7: 4 bits; 3: 3-bit values in the 4-bit container)
+    embedding_levels: int = 7
     # keep this many of each layer's 1,536 feed-forward units (0: all), the ones that matter
     # most on the fit rows (guard_encoder.prune_ffn); the 4-bit-aware epochs then recover
     ffn: int = 0
@@ -202,6 +204,9 @@ class Stage2:
     # Measured, not shipped: 3 layers at lr 1e-4, 3 epochs: 11.2 MB (4-bit pruned embedding),
     # HarmBench 0.849 through the guard; 2 layers: 9.4 MB, 0.811 (the teacher: 0.906)
     student_from_teacher: bool = False
+    # the 4-bit-aware epochs (qat_epochs; with a student, after distilling) also fit the
+    # fine-tuned encoder's logits, not only the labels
+    qat_teacher: bool = False
 
 
 @dataclass(frozen=True)
@@ -603,19 +608,14 @@ def _fit_stage2(
     if cfg.embedding_rank:
         tensors = encoder.factorise_embeddings(tensors, cfg.embedding_rank)
         log(f"{spec.name}: the encoder's embedding rows factorised to rank {cfg.embedding_rank}")
-    if cfg.packed and cfg.qat_epochs:
-        log(f"{spec.name}: {cfg.qat_epochs} more epochs on the 4-bit weights it ships")
-        tensors = encoder.quantisation_aware(
-            tensors,
-            *labelled,
-            block=cfg.matmul_block,
-            epochs=cfg.qat_epochs,
-            lr=cfg.qat_lr,
-            levels=cfg.matmul_levels,
-            log=log,
-            **run,
-        )
     shape = None
+    # the fine-tuned encoder's logits, which the 4-bit-aware epochs also fit with qat_teacher:
+    # fit rows first, then (with a student) the student's pool
+    teacher = None
+    if cfg.qat_teacher and not cfg.student_hidden:
+        teacher = encoder.teacher_logits(
+            tensors, labelled[0], max_tokens=cfg.max_tokens, threads=cfg.threads
+        )
     if cfg.student_hidden:
         pool = _student_pool(spec, fit, held)
         texts = [e.text for e in rows] + pool
@@ -623,6 +623,7 @@ def _fit_stage2(
         targets = encoder.teacher_logits(
             tensors, texts, max_tokens=cfg.max_tokens, threads=cfg.threads
         )
+        teacher = targets if cfg.qat_teacher else None
         init = None
         if cfg.student_from_teacher:
             init = encoder.layers_from(tensors, cfg.student_layers)
@@ -648,6 +649,20 @@ def _fit_stage2(
             log=log,
             init=init,
         )
+    if cfg.packed and cfg.qat_epochs:
+        log(f"{spec.name}: {cfg.qat_epochs} more epochs on the 4-bit weights it ships")
+        tensors = encoder.quantisation_aware(
+            tensors,
+            *labelled,
+            block=cfg.matmul_block,
+            epochs=cfg.qat_epochs,
+            lr=cfg.qat_lr,
+            levels=cfg.matmul_levels,
+            embedding_levels=cfg.embedding_levels,
+            log=log,
+            targets=teacher[: len(rows)] if teacher is not None else None,
+            **run,
+        )
     keep = None
     if cfg.vocabulary == "pruned":
         texts = [
@@ -671,6 +686,7 @@ def _fit_stage2(
         packed=cfg.packed,
         positions=cfg.max_tokens if cfg.packed else 0,
         levels=cfg.matmul_levels,
+        embedding_levels=cfg.embedding_levels,
     )
     name = f"{spec.name}-encoder.onnx"
     settings = EncoderSettings(
@@ -1073,7 +1089,9 @@ def card(report: dict[str, object]) -> str:
         "(word model `words.txt`, the most frequent words of the training texts); the highest "
         "window decides. The n-gram weights are stored as "
         + (
-            "int8 steps with one scale (the category head's: one per class)"
+            "int8 steps with one scale (the category head's: one per class), the binary "
+            "head's as a bit mask of its non-zero steps and those steps (most hashed features "
+            "have zero weight)"
             if report.get("weight_bits") == 8
             else "float16"
         )

@@ -61,11 +61,11 @@ def test_blocks4_refuses_a_width_the_blocks_do_not_divide() -> None:
         ge.blocks4(np.ones((2, 40), np.float32), 16)
 
 
-def _chain_model(w: np.ndarray, block: int) -> tuple[bytes, np.ndarray]:
+def _chain_model(w: np.ndarray, block: int, levels: int = 7) -> tuple[bytes, np.ndarray]:
     """A graph whose only output is the int8 matrix the chain makes from ``w`` (input x
-    output), and the int8 matrix expected: the 4-bit values rounded to 127 steps of each
-    column's largest value."""
-    q, s = ge.blocks4(w.T, block)  # torch layout (output x input), blocks along the input
+    output), and the int8 matrix expected: the 4-bit (or 3-bit: ``levels`` 3) values rounded
+    to 127 steps of each column's largest value."""
+    q, s = ge.blocks4(w.T, block, levels)  # torch layout (output x input), along the input
     rounded = ge.unblocks4(q, s).T
     q, s = q.T, s.T
     col = (np.abs(rounded).max(0) / 127).astype(np.float32)
@@ -76,7 +76,7 @@ def _chain_model(w: np.ndarray, block: int) -> tuple[bytes, np.ndarray]:
     assert np.abs(exact - expected).max() <= 1
     out = helper.make_tensor_value_info("m", TensorProto.INT8, list(w.shape))
     graph = helper.make_graph([], "chain", [], [out])
-    graph.node.extend(ge._unpack_chain(graph, "m", q, s, col))
+    graph.node.extend(ge._unpack_chain(graph, "m", q, s, col, levels))
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
     model.ir_version = 10
     onnx.checker.check_model(model)
@@ -146,3 +146,103 @@ def test_onnx_runtime_folds_the_chain_into_an_int8_constant(tmp_path: Path) -> N
         a.dtype == np.int8 and a.shape == (32, 8) and np.array_equal(a, expected)
         for a in consts.values()
     )
+
+
+# ------------------------------------------------------------------ 3-bit steps as bit planes
+
+
+def _unplanes(planes: np.ndarray, levels: int, size: int) -> np.ndarray:
+    """numpy's reading of :func:`ge.planes`: each plane's bits, weighed by the bit's value."""
+    bits = np.unpackbits(planes[..., 0], axis=1, bitorder="little")[:, :size].astype(np.int16)
+    code = (bits * (1 << np.arange(len(planes)))[:, None]).sum(0)
+    return (code - levels).astype(np.int8)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    levels=st.sampled_from([1, 2, 3, 7]),
+    data=st.data(),
+)
+def test_planes_hold_every_step_in_as_many_bits_as_its_levels_need(
+    levels: int, data: st.DataObject
+) -> None:
+    n = 8 * data.draw(st.integers(1, 12))
+    q = np.asarray(data.draw(st.lists(st.integers(-levels, levels), min_size=n, max_size=n)))
+    planes = ge.planes(q.astype(np.int8), levels)
+    bits = ge.plane_bits(levels)
+    assert planes.dtype == np.uint8
+    assert planes.shape == (bits, n // 8, 1)
+    assert np.array_equal(_unplanes(planes, levels, n), q)
+
+
+def test_plane_bits_and_planes_refuse_what_they_cannot_hold() -> None:
+    assert [ge.plane_bits(v) for v in (1, 2, 3, 7)] == [2, 3, 3, 4]
+    with pytest.raises(ValueError, match="levels must be 1-7"):
+        ge.plane_bits(0)
+    with pytest.raises(ValueError, match="whole bytes"):
+        ge.planes(np.zeros(12, np.int8), 3)
+    with pytest.raises(ValueError, match=r"exceed -3\.\.3"):
+        ge.planes(np.full(8, 4, np.int8), 3)
+
+
+@pytest.mark.parametrize("levels", [1, 3])
+def test_the_plane_chain_makes_the_int8_matrix_with_and_without_folding(levels: int) -> None:
+    blob, expected = _chain_model(_matrix(3, 64, 48), 16, levels)
+    model = onnx.load_from_string(blob)
+    assert not [t for t in model.graph.initializer if t.data_type == TensorProto.INT4]
+    stored = sum(len(t.raw_data) for t in model.graph.initializer if "planes" in t.name)
+    assert stored == 64 * 48 * ge.plane_bits(levels) // 8  # 3 (or 2) bits a weight
+    for optimise in (False, True):
+        got = _run(blob, optimise)
+        assert got.dtype == np.int8
+        assert np.array_equal(got, expected)
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2**31), cols=st.integers(1, 9), scale=st.sampled_from([1e-4, 3.0]))
+def test_the_plane_chain_matches_numpy_for_any_matrix(seed: int, cols: int, scale: float) -> None:
+    blob, expected = _chain_model(_matrix(seed, 32, cols * 8) * scale, 16, 3)
+    assert np.array_equal(_run(blob, False), expected)
+
+
+def test_3_bit_embedding_rows_read_back_as_steps_times_scales(tmp_path: Path) -> None:
+    """The embedding's replacement for ``GatherBlockQuantized``: 3-bit rows in bit planes made an
+    int8 table at load; each run gathers rows and scales and multiplies them."""
+    rng = np.random.default_rng(4)
+    table = rng.normal(0, 0.05, (40, 64)).astype(np.float32)
+    q, s = ge.blocks4(table, 32, 3)
+    expected = ge.unblocks4(q, s)
+    graph = helper.make_graph(
+        [],
+        "embedding",
+        [helper.make_tensor_value_info("ids", TensorProto.INT64, [1, None])],
+        [helper.make_tensor_value_info("rows", TensorProto.FLOAT, [1, None, 64])],
+    )
+    stand_in = helper.make_node("GatherBlockQuantized", ["data", "ids", "scales"], ["rows"])
+    chains: list[object] = []
+    drop: set[str] = set()
+    runtime = ge._plane_embedding(graph, stand_in, chains, drop, q, s, 3)
+    assert drop == {"data", "scales"}
+    graph.node.extend([*chains, *runtime])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
+    model.ir_version = 10
+    onnx.checker.check_model(model)
+    ids = np.array([[0, 39, 7, 7, 12]], np.int64)
+    for optimise in (False, True):
+        opts = ort.SessionOptions()
+        if not optimise:
+            opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        else:
+            opts.optimized_model_filepath = str(tmp_path / "opt.onnx")
+        session = ort.InferenceSession(
+            model.SerializeToString(), opts, providers=["CPUExecutionProvider"]
+        )
+        got = session.run(None, {"ids": ids})[0]
+        assert got.shape == (1, 5, 64)
+        assert np.allclose(got[0], expected[ids[0]], rtol=1e-6, atol=1e-8)
+    # folded: the planes are gone, an int8 table is left for the runs' Gather
+    folded = onnx.load(str(tmp_path / "opt.onnx"))
+    left = {n.op_type for n in folded.graph.node}
+    assert not left & {"BitShift", "BitwiseAnd", "ReduceSum"}, left
+    int8 = [numpy_helper.to_array(t) for t in folded.graph.initializer]
+    assert any(a.dtype == np.int8 and a.shape == (40, 64) for a in int8)
