@@ -20,7 +20,9 @@ The first byte picks what to fuzz, so that most inputs get past the safetensors 
   changed (the vocabulary bytes, the int8 or 4-bit table and its scales among them).
 
 Tensor names include the scales of int8 weights (``binary.w.scale``, ``category.w.scale``), so
-int8 weights with missing, misshapen, zero, negative or non-finite scales are reached.
+int8 weights with missing, misshapen, zero, negative or non-finite scales are reached, and the
+pieces of sparse int8 weights (``binary.w.mask``, ``binary.w.nz``): masks that do not count
+their steps, zero steps, half a pair, a pair next to dense weights.
 
 Invariant: :func:`~modelseal.guard.classifier.parse_guard_model` returns a model or raises
 InputError, nothing else; a model that parses scores texts without raising, and dumps to bytes that
@@ -115,13 +117,23 @@ _MIXED_TENSORS: list[list[Any]] = [
     ["bag.w2", "F32", [3]],
     ["bag.b2", "F32", [1]],
 ]
+_SPARSE_TENSORS: list[list[Any]] = [  # the linear model's binary weights stored sparse
+    ["binary.b", "F32", [1]],
+    ["binary.w.mask", "U8", [_F.size // 8]],
+    ["binary.w.nz", "I8", [16]],
+    ["binary.w.scale", "F32", [1]],
+    ["category.b", "F32", [2]],
+    ["category.w", "F16", [16, 2]],
+]
 _META_KEYS = ["format", "featurizer", "categories", "category_bits", "model", "extra"]
 _NAMES = ["binary.w", "binary.b", "category.w", "category.b", "ft.emb", "ft.w1", "ft.b2", "other"]
 _NAMES += ["bag.vocab", "bag.emb", "bag.scale", "bag.w1", "bag.emb4"]
 _NAMES += ["binary.w.scale", "category.w.scale"]  # the scales of int8 weights
+_NAMES += ["binary.w.mask", "binary.w.nz"]  # sparse int8 weights
 _DTYPES = {"F16": 2, "F32": 4, "BF16": 2, "I32": 4, "F64": 8, "U8": 1, "I8": 1}
 _SHAPES: list[list[int]] = [
-    [], [1], [2], [3], [16], [256], [128, 2], [16, 2], [16, 3], [2, 16], [256, 2], [3, 2], [2, 3],
+    [], [1], [2], [3], [16], [32], [256], [128, 2], [16, 2], [16, 3], [2, 16], [256, 2], [3, 2],
+    [2, 3],
 ]  # fmt: skip
 _VALUES = [
     "8", "12", "24", "25", "7", "0", "1", "-1", "3", "9", "2.5", "1e400", "-1e400", "NaN",
@@ -248,8 +260,8 @@ def test_one_input(data: bytes) -> None:
         blob = _with_metadata(key, rest[1:].decode("utf-8", "replace"))
     elif mode == 2:
         blob = _settings(rest)
-    elif mode == 3:
-        blob = _tensors(rest)
+    elif mode == 3:  # dense or sparse binary weights, by the first byte
+        blob = _tensors(rest[1:], _BASE, _SPARSE_TENSORS if rest and rest[0] % 2 else None)
     elif mode == 4:
         key = _ENSEMBLE_KEYS[rest[0] % len(_ENSEMBLE_KEYS)] if rest else "ft_bits"
         blob = _with_metadata_of(_ENSEMBLE, key, rest[1:].decode("utf-8", "replace"))

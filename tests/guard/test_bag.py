@@ -266,6 +266,13 @@ def test_fuzz_harness_mixed_files_parse_or_fail_cleanly(mode: int, data: bytes) 
     fuzz_guard_model.test_one_input(bytes([mode]) + data)
 
 
+@settings(max_examples=150, deadline=None)
+@given(st.binary(max_size=300))
+def test_fuzz_harness_sparse_weights_parse_or_fail_cleanly(data: bytes) -> None:
+    # mode 3 with an odd first byte: the linear model's binary weights stored sparse
+    fuzz_guard_model.test_one_input(bytes([3, 1]) + data)
+
+
 def test_the_logit_cache_stays_with_the_bag_and_is_bounded() -> None:
     import gc
 

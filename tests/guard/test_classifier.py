@@ -28,6 +28,7 @@ from modelseal.guard.classifier import (
     LinearModel,
     Score,
     TextFeatures,
+    dense_steps,
     dump_ensemble,
     dump_model,
     int8_values,
@@ -35,6 +36,7 @@ from modelseal.guard.classifier import (
     parse_guard_model,
     parse_model,
     prepare,
+    sparse_steps,
     windows,
 )
 
@@ -819,3 +821,113 @@ def test_int8_model_scale_is_checked_when_built() -> None:
     bad = int8_model()
     with pytest.raises(InputError, match="one per class"):
         dataclasses.replace(bad, category_scale=np.ones(2, dtype=np.float32))
+
+
+# ------------------------------------------------------- sparse int8 weights in the file
+
+
+def sparse_model(zeros: float = 0.7, seed: int = 5) -> LinearModel:
+    """An int8 model whose binary weights are mostly zero, as trained ones are."""
+    model = int8_model(categories=(), seed=seed)
+    rng = np.random.default_rng(seed)
+    weights = model.weights.copy()
+    weights[rng.random(SMALL.size) < zeros] = 0.0
+    model.weights = weights
+    return model
+
+
+def header_of(blob: bytes) -> dict[str, Any]:
+    (n,) = struct.unpack("<Q", blob[:8])
+    doc: dict[str, Any] = json.loads(blob[8 : 8 + n])
+    return doc
+
+
+def test_mostly_zero_int8_weights_are_stored_sparse_with_the_same_values() -> None:
+    model = sparse_model()
+    blob = dump_model(model)
+    header = header_of(blob)
+    assert "binary.w" not in header
+    assert header["binary.w.mask"] == {**header["binary.w.mask"], "dtype": "U8"}
+    assert header["binary.w.mask"]["shape"] == [SMALL.size // 8]
+    nonzero = int(np.count_nonzero(model.weights))
+    assert header["binary.w.nz"]["dtype"] == "I8"
+    assert header["binary.w.nz"]["shape"] == [nonzero]
+    again = parse_model(blob)
+    assert np.array_equal(again.weights, model.weights)
+    assert again.weight_scale == model.weight_scale
+    assert dump_model(again) == blob
+    for text in TEXTS:
+        assert again.score(text) == model.score(text)
+    dense = dump_model(int8_model(categories=()))  # few zeros: dense is smaller, and kept
+    assert "binary.w" in header_of(dense)
+    assert len(blob) < len(dense) - SMALL.size // 2
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.integers(-127, 127), min_size=0, max_size=25).map(lambda v: v * 8))
+def test_sparse_steps_round_trip(values: list[int]) -> None:
+    q = np.asarray(values, dtype=np.int8)
+    mask, nz = sparse_steps(q)
+    assert mask.dtype == np.uint8
+    assert mask.size == q.size // 8
+    assert nz.dtype == np.int8
+    assert not np.any(nz == 0)
+    assert np.array_equal(dense_steps(mask, nz), q)
+
+
+def test_sparse_steps_need_whole_bytes() -> None:
+    with pytest.raises(ValueError, match="multiple of 8"):
+        sparse_steps(np.ones(12, dtype=np.int8))
+
+
+def sparse_file(mask: bytes, nz: bytes, *, dense: bool = False, drop: str = "") -> bytes:
+    tensors = [
+        binary()[0],
+        ("binary.w.mask", "U8", [len(mask)], mask),
+        ("binary.w.nz", "I8", [len(nz)], nz),
+        ("binary.w.scale", "F32", [1], np.float32(0.5).tobytes()),
+    ]
+    if dense:
+        tensors.append(("binary.w", "I8", [SMALL.size], bytes(SMALL.size)))
+    return safetensors([t for t in tensors if t[0] != drop], meta())
+
+
+def test_a_well_formed_sparse_file_loads() -> None:
+    mask = bytearray(SMALL.size // 8)
+    mask[0], mask[-1] = 0b101, 0b10000000
+    model = parse_model(sparse_file(bytes(mask), np.array([3, -2, 127], np.int8).tobytes()))
+    expected = np.zeros(SMALL.size, dtype=np.float32)
+    expected[[0, 2, SMALL.size - 1]] = [1.5, -1.0, 63.5]
+    assert np.array_equal(model.weights, expected)
+
+
+@pytest.mark.parametrize(
+    ("blob", "message"),
+    [
+        # two bits set, one step listed
+        (sparse_file(b"\x03" + bytes(SMALL.size // 8 - 1), b"\x05"), "sets 2 bits for 1"),
+        # a listed step of zero: not the one way to write these values
+        (sparse_file(b"\x01" + bytes(SMALL.size // 8 - 1), b"\x00"), "lists a zero step"),
+        # a mask for another number of weights: refused before it is unpacked
+        (sparse_file(bytes(SMALL.size // 4), b""), f"must hold {SMALL.size // 8} bytes"),
+        (sparse_file(bytes(SMALL.size // 8), b"", dense=True), "both dense and sparse"),
+        (sparse_file(bytes(SMALL.size // 8), b"", drop="binary.w.nz"), "needs both"),
+        (sparse_file(bytes(SMALL.size // 8), b"", drop="binary.w.mask"), "needs both"),
+        (sparse_file(bytes(SMALL.size // 8), b"", drop="binary.w.scale"), "needs an F32"),
+    ],
+)
+def test_a_malformed_sparse_file_is_refused(blob: bytes, message: str) -> None:
+    with pytest.raises(InputError, match=re.escape(message)):
+        parse_model(blob)
+
+
+def test_sparse_pieces_of_the_wrong_dtype_are_refused() -> None:
+    mask = bytes(SMALL.size // 8)
+    tensors = [
+        binary()[0],
+        ("binary.w.mask", "I8", [len(mask)], mask),
+        ("binary.w.nz", "I8", [0], b""),
+        ("binary.w.scale", "F32", [1], np.float32(0.5).tobytes()),
+    ]
+    with pytest.raises(InputError, match="1-D U8 mask"):
+        parse_model(safetensors(tensors, meta()))

@@ -310,7 +310,8 @@ def dump_mixed(model: MixedModel) -> bytes:
     """The mixed model as safetensors bytes (deterministic), format ``FORMAT``."""
     tensors, meta = classifier.linear_tensors(model.base)
     vocab = "\n".join(model.bag.wordpiece.vocab).encode("utf-8")
-    tensors[2:2] = [  # after binary.*, before category.*: the layout of the shipped files
+    at = 1 + max(i for i, (name, _) in enumerate(tensors) if name.startswith("binary."))
+    tensors[at:at] = [  # after binary.*, before category.*: the layout of the shipped files
         ("bag.vocab", np.frombuffer(vocab, dtype=np.uint8)),
         ("bag.emb4", pack4(model.bag.table))
         if model.bag.bits == 4

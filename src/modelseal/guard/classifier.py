@@ -21,7 +21,11 @@ categories (the MLCommons hazard codes for the harm guard) on the same indices r
 Weights are a safetensors file: ``binary.w`` (float16, ``2**bits``), ``binary.b`` (float32, 1),
 optionally ``category.w`` (float16, ``2**category_bits`` x K) and ``category.b`` (float32, K);
 either weight tensor may instead be int8 steps with a float32 ``NAME.scale`` (one value for
-``binary.w``, one per class for ``category.w``: :func:`int8_values`), half the bytes;
+``binary.w``, one per class for ``category.w``: :func:`int8_values`), half the bytes; int8
+``binary.w`` steps are stored sparse when that is smaller (most hashed features of a trained
+model have zero weight): ``binary.w.mask`` (U8, one bit per weight, bit ``i % 8`` of byte
+``i // 8`` set when weight ``i`` is not zero) and ``binary.w.nz`` (I8, the non-zero steps in
+index order) in place of ``binary.w`` (:func:`sparse_steps`), the same values in fewer bytes;
 the featuriser settings, category names, thresholds and metrics are JSON strings in the file's
 ``__metadata__``. :func:`load_model` validates the header with the defensive parser in
 :mod:`modelseal.formats.safetensors` before touching a byte of data: a guard model is scanned like
@@ -459,6 +463,30 @@ def _int8_of(values: npt.NDArray[np.float32], scale: npt.NDArray[np.float32]) ->
     return q.astype(np.int8)
 
 
+def sparse_steps(q: npt.NDArray[np.int8]) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int8]]:
+    """Int8 steps (1-D, a multiple of 8 long) as a bit mask of the non-zero ones and those steps
+    in index order (the file's ``NAME.mask`` and ``NAME.nz``; :func:`dense_steps` inverts)."""
+    if q.ndim != 1 or q.size % 8:
+        raise ValueError("sparse steps need a 1-D array a multiple of 8 long")
+    mask = np.packbits(q != 0, bitorder="little")
+    return mask, np.ascontiguousarray(q[q != 0])
+
+
+def dense_steps(mask: npt.NDArray[Any], nz: npt.NDArray[Any]) -> npt.NDArray[np.int8]:
+    """The int8 steps a ``mask`` and its non-zero steps ``nz`` stand for (ValueError when the
+    two do not fit: the mask's set bits must count the steps, and no step may be zero)."""
+    if mask.dtype != np.uint8 or mask.ndim != 1 or nz.dtype != np.int8 or nz.ndim != 1:
+        raise ValueError("a sparse tensor is a 1-D U8 mask and 1-D I8 non-zero steps")
+    hit = np.unpackbits(mask, bitorder="little").astype(bool)
+    if int(hit.sum()) != nz.size:
+        raise ValueError(f"the mask sets {int(hit.sum())} bits for {nz.size} non-zero steps")
+    if np.any(nz == 0):
+        raise ValueError("a sparse tensor lists a zero step")
+    out = np.zeros(hit.size, dtype=np.int8)
+    out[hit] = nz
+    return out
+
+
 def linear_tensors(
     model: LinearModel,
 ) -> tuple[list[tuple[str, npt.NDArray[Any]]], dict[str, str]]:
@@ -469,7 +497,12 @@ def linear_tensors(
     ]
     if model.weight_scale:
         scale = np.asarray([model.weight_scale], dtype=np.float32)
-        tensors.append(("binary.w", _int8_of(model.weights, scale)))
+        steps = _int8_of(model.weights, scale)
+        mask, nz = sparse_steps(steps)
+        if mask.size + nz.size < steps.size:
+            tensors += [("binary.w.mask", mask), ("binary.w.nz", nz)]
+        else:
+            tensors.append(("binary.w", steps))
         tensors.append(("binary.w.scale", scale))
     else:
         tensors.append(("binary.w", model.weights.astype(np.float16)))
@@ -549,8 +582,9 @@ def arrays_of(header: Any, data: bytes, source: str) -> dict[str, npt.NDArray[An
 
 def _float(arrays: Mapping[str, npt.NDArray[Any]], name: str) -> npt.NDArray[np.float32]:
     """A float tensor of the file (KeyError if absent, ValueError if stored as other integers):
-    F16 or F32, or I8 steps with an F32 ``NAME.scale`` (one value, or one per column)."""
-    arr = arrays[name]
+    F16 or F32, or I8 steps with an F32 ``NAME.scale`` (one value, or one per column), dense
+    or sparse (``NAME.mask`` and ``NAME.nz``, :func:`dense_steps`)."""
+    arr = _steps(arrays, name)
     if arr.dtype == np.int8:
         scale = _int8_scale(arrays, name)
         out: npt.NDArray[np.float32] = arr.astype(np.float32) * scale
@@ -560,10 +594,25 @@ def _float(arrays: Mapping[str, npt.NDArray[Any]], name: str) -> npt.NDArray[np.
     return arr
 
 
+def _steps(arrays: Mapping[str, npt.NDArray[Any]], name: str) -> npt.NDArray[Any]:
+    """Tensor ``name`` as stored, or, stored sparse, its int8 steps made dense (KeyError if
+    neither; ValueError if both, or if the sparse pair does not fit)."""
+    sparse = name + ".mask" in arrays or name + ".nz" in arrays
+    if name in arrays:
+        if sparse:
+            raise ValueError(f"tensor {name!r} is stored both dense and sparse")
+        return arrays[name]
+    if not sparse:
+        raise KeyError(name)
+    if name + ".mask" not in arrays or name + ".nz" not in arrays:
+        raise ValueError(f"sparse tensor {name!r} needs both {name}.mask and {name}.nz")
+    return dense_steps(arrays[name + ".mask"], arrays[name + ".nz"])
+
+
 def _int8_scale(arrays: Mapping[str, npt.NDArray[Any]], name: str) -> npt.NDArray[np.float32]:
     """The scale of an I8 tensor (ValueError if absent, misshapen, not finite or not > 0)."""
     scale = arrays.get(name + ".scale")
-    arr = arrays[name]
+    arr = _steps(arrays, name)
     if scale is None or scale.dtype != np.float32:
         raise ValueError(f"I8 tensor {name!r} needs an F32 {name + '.scale'!r}")
     if scale.shape not in {(1,), (arr.shape[-1],)} or arr.ndim not in (1, 2):
@@ -574,7 +623,7 @@ def _int8_scale(arrays: Mapping[str, npt.NDArray[Any]], name: str) -> npt.NDArra
 
 
 def _float_opt(arrays: Mapping[str, npt.NDArray[Any]], name: str) -> npt.NDArray[np.float32] | None:
-    return _float(arrays, name) if name in arrays else None
+    return _float(arrays, name) if name in arrays or name + ".mask" in arrays else None
 
 
 def linear_from(
@@ -592,8 +641,11 @@ def linear_from(
         raise ValueError("bad binary.b or metadata")
     if not categories:
         cats = []
+    mask = arrays.get("binary.w.mask")
+    if mask is not None and mask.size * 8 != featurizer.size:  # checked before it is unpacked
+        raise ValueError(f"'binary.w.mask' must hold {featurizer.size // 8} bytes")
     weight_scale = 0.0
-    if arrays["binary.w"].dtype == np.int8:
+    if _steps(arrays, "binary.w").dtype == np.int8:
         scale = _int8_scale(arrays, "binary.w")
         if scale.shape != (1,):
             raise ValueError("'binary.w.scale' must hold one value")
