@@ -641,11 +641,15 @@ def linear_from(
         raise ValueError("bad binary.b or metadata")
     if not categories:
         cats = []
-    mask = arrays.get("binary.w.mask")
-    if mask is not None and mask.size * 8 != featurizer.size:  # checked before it is unpacked
-        raise ValueError(f"'binary.w.mask' must hold {featurizer.size // 8} bytes")
+    if "binary.w.mask" in arrays or "binary.w.nz" in arrays:  # sparse: made dense once, here
+        mask = arrays.get("binary.w.mask")
+        if mask is not None and mask.size * 8 != featurizer.size:  # before it is unpacked
+            raise ValueError(f"'binary.w.mask' must hold {featurizer.size // 8} bytes")
+        dense = _steps(arrays, "binary.w")
+        arrays = {k: v for k, v in arrays.items() if k not in {"binary.w.mask", "binary.w.nz"}}
+        arrays["binary.w"] = dense
     weight_scale = 0.0
-    if _steps(arrays, "binary.w").dtype == np.int8:
+    if arrays["binary.w"].dtype == np.int8:
         scale = _int8_scale(arrays, "binary.w")
         if scale.shape != (1,):
             raise ValueError("'binary.w.scale' must hold one value")
