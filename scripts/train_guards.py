@@ -489,9 +489,7 @@ def _fit_bag(
     and evaluation score what the file holds."""
     import torch
 
-    torch.manual_seed(cfg.seed)
-    torch.set_num_threads(1)
-    torch.use_deterministic_algorithms(True)
+    encoder.deterministic(cfg.seed, 1)
     vocab = encoder.vocab()
     wp = WordPiece(vocab)
     ids = [wp.encode(t, cfg.max_tokens)[0].astype(np.int64) for t in texts]
@@ -717,9 +715,7 @@ def _fit_network(
     head and category head. Deterministic: seeded torch on one thread, seeded batches."""
     import torch
 
-    torch.manual_seed(cfg.seed)
-    torch.set_num_threads(1)
-    torch.use_deterministic_algorithms(True)
+    encoder.deterministic(cfg.seed, 1)
     rng = np.random.default_rng(cfg.seed)
     n = len(rows)
     shift = linear.featurizer.bits - cfg.bits
@@ -1079,6 +1075,7 @@ def train(
         "max_calibration_fpr": spec.max_fpr,
         "c": spec.c,
         "weight_bits": spec.weight_bits,
+        "arithmetic": encoder.arithmetic(),
         "kind": spec.kind,
         "network": dataclasses.asdict(spec.network) if spec.kind == "ensemble" else None,
         "bag": dataclasses.asdict(spec.bag) if spec.kind == "mixed" else None,
@@ -1110,7 +1107,13 @@ def card(report: dict[str, object]) -> str:
         "",
         f"Version {report['version']}, weights `{name}.safetensors` "
         f"(sha256 `{report['sha256']}`, {report['bytes']:,} bytes), built by "
-        "`make train-guards` (`scripts/train_guards.py`; data in `scripts/guard_corpus.py`).",
+        "`make train-guards` (`scripts/train_guards.py`; data in `scripts/guard_corpus.py`)"
+        + (
+            f", its float arithmetic pinned (`{report['arithmetic']}`: the same weights on any "
+            "x86-64-v2 CPU)."
+            if report.get("arithmetic", "native") != "native"
+            else "."
+        ),
         "",
         "Model: hashed character 3/4/5-grams, words and word pairs (2^20 buckets) -> logistic "
         "regression (liblinear, L2, C = " + str(report["c"]) + "), scored over 512-character "
@@ -1352,6 +1355,48 @@ def _value(current: object, text: str) -> object:
     return type(current)(text)
 
 
+# The float arithmetic of a training run, pinned to code paths that every x86-64-v2 CPU runs
+# alike, so `make train-guards` gives the same weights on any such machine. Left to themselves,
+# torch, MKL, oneDNN, OpenBLAS and numpy each pick kernels by the CPU's ISA (and cache sizes),
+# and their rounding differs: the harm encoder's fine-tuning, thousands of steps, then drifts to
+# other weights (measured: up to 5 rows of 91 on held-out sets between an AVX2 and an AVX-512
+# machine). Pinned: ATen's default (not AVX2/AVX-512) kernels, MKL's conditional numerical
+# reproducibility mode COMPATIBLE, oneDNN off in torch (encoder.deterministic), OpenBLAS's
+# Nehalem kernels on one thread, numpy's dispatch held at its x86-64-v2 baseline. The cost is
+# speed: about 1.3-1.8x longer torch training on an AVX-512 machine. ONNX Runtime (used to
+# score the exported encoder, not to train it) cannot be pinned: its float kernels differ in
+# the last bits, which moves a row only if its score lies that close to the threshold.
+PINNED = "pinned-1"
+
+
+def pinned_environment(env: dict[str, str]) -> dict[str, str]:
+    """``env`` with the pinned arithmetic's variables set (:data:`PINNED`); read by the
+    libraries when they load, so the process that trains must start with them."""
+    from numpy._core._multiarray_umath import __cpu_dispatch__
+
+    return {
+        **env,
+        encoder.ARITHMETIC_ENV: PINNED,
+        "ATEN_CPU_CAPABILITY": "default",
+        "MKL_CBWR": "COMPATIBLE",
+        "MKL_NUM_THREADS": "1",
+        "OMP_NUM_THREADS": "1",
+        "OPENBLAS_CORETYPE": "Nehalem",
+        "OPENBLAS_NUM_THREADS": "1",
+        # every target numpy dispatches to above its baseline, whether this CPU has it or not
+        "NPY_DISABLE_CPU_FEATURES": " ".join(__cpu_dispatch__),
+    }
+
+
+def _pin_arithmetic(argv: Sequence[str]) -> None:
+    """Run this script again with the pinned arithmetic unless this process already has it
+    (the variables must be there before numpy and torch load)."""
+    env = pinned_environment(dict(os.environ))
+    if all(os.environ.get(k) == v for k, v in env.items()):
+        return
+    os.execve(sys.executable, [sys.executable, str(Path(__file__).resolve()), *argv], env)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--only", choices=sorted(SPECS), action="append")
@@ -1359,7 +1404,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--check", action="store_true", help="retrain and compare with the cards")
     ap.add_argument("--no-seal", action="store_true", help="do not certify the models")
     ap.add_argument("--set", action="append", default=[], help="override a spec field: K=V")
+    ap.add_argument(
+        "--native-arithmetic",
+        action="store_true",
+        help="let torch, MKL, OpenBLAS and numpy use this CPU's fastest kernels (faster; the "
+        "weights then depend on the CPU and will not match the shipped ones)",
+    )
     args = ap.parse_args(argv)
+    if not args.native_arithmetic and argv is None:  # run as a script: a process of its own
+        _pin_arithmetic(sys.argv[1:])
     for item in args.set:
         k, _, v = item.partition("=")
         for name_, spec_ in SPECS.items():
@@ -1385,6 +1438,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
+    if encoder.arithmetic() == "native":
+        log("arithmetic: native (this CPU's fastest kernels; the weights depend on the CPU)")
+    else:
+        log(f"arithmetic: {encoder.arithmetic()} (the same weights on any x86-64-v2 CPU)")
+
     words = word_model()
     words_file = args.out / segment.WORDS_FILE.name
     if args.check:
@@ -1404,6 +1462,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         card_json = args.out / f"{name}.metrics.json"
         if args.check:
             shipped = json.loads(card_json.read_text("utf-8"))
+            built = shipped.get("arithmetic", "native")
+            if built != report["arithmetic"]:
+                log(
+                    f"{name}: note: the card was built with {built} arithmetic and this run "
+                    f"uses {report['arithmetic']}: expect other bytes"
+                )
             if shipped["sha256"] == report["sha256"] and shipped["test"] == report["test"]:
                 log(f"{name}: reproduced (the same bytes)")
                 continue
