@@ -83,6 +83,10 @@ def test_a_shipped_guard_loads_quickly_and_is_what_it_says(type_name: str) -> No
     assert digest in card
     assert f"{len(data):,} bytes" in card
     assert f"Decision threshold {guard.threshold:g}" in card
+    # built with the arithmetic pinned (scripts/train_guards.py PINNED), so any x86-64-v2 CPU
+    # rebuilds these very bytes
+    assert metrics["arithmetic"] == "pinned-1"
+    assert "float arithmetic pinned (`pinned-1`" in card
 
 
 def test_the_default_pipeline_runs_the_shipped_guards() -> None:
