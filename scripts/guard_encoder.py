@@ -655,7 +655,7 @@ def export_onnx(
         ]
         quiet = logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer")
         level = quiet.level
-        quiet.setLevel(logging.WARNING)
+        quiet.setLevel(logging.ERROR)  # also its notes that it moves the graph to opset 21
         try:
             q = nbits.MatMulNBitsQuantizer(
                 model,
@@ -673,14 +673,22 @@ def export_onnx(
         q.model.save_model_to_file(str(e4), False)
         if embedding_bits == matmul_bits == 4:
             return e4.read_bytes()
-        quantize_dynamic(
-            str(e4),
-            str(i8),
-            weight_type=QuantType.QInt8,
-            per_channel=per_channel,
-            op_types_to_quantize=["MatMul" if matmul_bits == 8 else "Gather"],
-            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
-        )
+        # ONNX Runtime's quantiser logs a line per tensor (and a pre-processing hint) to the
+        # root logger, which one of its modules configures at INFO: a hundred lines per build
+        root = logging.getLogger()
+        level = root.level
+        root.setLevel(logging.ERROR)
+        try:
+            quantize_dynamic(
+                str(e4),
+                str(i8),
+                weight_type=QuantType.QInt8,
+                per_channel=per_channel,
+                op_types_to_quantize=["MatMul" if matmul_bits == 8 else "Gather"],
+                extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+            )
+        finally:
+            root.setLevel(level)
         return i8.read_bytes()
 
 
